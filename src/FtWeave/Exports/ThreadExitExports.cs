@@ -1,0 +1,52 @@
+using System.Runtime.InteropServices;
+using FtWeave.Interop;
+using FtWeave.Threads;
+
+namespace FtWeave.Exports;
+
+/// <summary>
+/// ft_weave.h section "Thread-exit destructors": the weave_* names, the
+/// ft_utils-compatible names, and the wvls_key_* wrappers over pthread keys.
+/// </summary>
+internal static unsafe class ThreadExitExports
+{
+    private const int EINVAL = 22; // Linux errno value, as pthread functions return it
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_register_destructor")]
+    private static int RegisterDestructor(void** var, delegate* unmanaged<void*, void> destructor)
+        => ThreadExitDestructors.Register(var, destructor);
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_unregister_destructor")]
+    private static int UnregisterDestructor(void** var)
+        => ThreadExitDestructors.Unregister(var);
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_run_thread_destructors")]
+    private static int RunThreadDestructors()
+        => ThreadExitDestructors.RunNow();
+
+    /// <summary>ft_utils name; failures are reported through weave_last_error only.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "register_wvls_destructor")]
+    private static void RegisterWvlsDestructor(void** var, delegate* unmanaged<void*, void> destructor)
+        => ThreadExitDestructors.Register(var, destructor);
+
+    /// <summary>ft_utils name: 1 if removed, 0 if none (and 0 for NULL, as ft_utils cannot say otherwise).</summary>
+    [UnmanagedCallersOnly(EntryPoint = "unregister_wvls_destructor")]
+    private static int UnregisterWvlsDestructor(void** var)
+    {
+        int result = ThreadExitDestructors.Unregister(var);
+        return result < 0 ? 0 : result;
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "wvls_key_create")]
+    private static int KeyCreate(uint* key, delegate* unmanaged<void*, void> destructor)
+        => key == null ? EINVAL : Pthread.KeyCreate(key, destructor);
+
+    [UnmanagedCallersOnly(EntryPoint = "wvls_key_delete")]
+    private static int KeyDelete(uint key) => Pthread.KeyDelete(key);
+
+    [UnmanagedCallersOnly(EntryPoint = "wvls_set_value")]
+    private static int SetValue(uint key, void* value) => Pthread.SetSpecific(key, value);
+
+    [UnmanagedCallersOnly(EntryPoint = "wvls_get_value")]
+    private static void* GetValue(uint key) => Pthread.GetSpecific(key);
+}
