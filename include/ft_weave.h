@@ -9,6 +9,15 @@
  *                             weave_last_error, weave_thread_id
  *   2. Thread-exit destructors weave_local, weave_register_destructor, ...,
  *                             and the ft_utils-compatible names
+ *   3. Parking lot            weave_park, weave_unpark, weave_unpark_all
+ *   4. Locks                  status and flags, then one part per primitive:
+ *                             mutex, raw mutex, event, once, recursive mutex,
+ *                             RW mutex, seqlock, condition variable, statistics
+ *
+ * Uncontended lock operations are static inline here (one atomic instruction
+ * on the struct's own word) and fall back to exports whose names end in
+ * _slow. Every inline function is also exported under its own name with the
+ * same behaviour, for FFIs that cannot use this header (ctypes, Rust, C#).
  *
  * The contract behind every name here is docs/ and the project's API.md.
  * Link with -lft_weave (pkg-config ft_weave, or CMake target ft_weave::ft_weave).
@@ -28,6 +37,19 @@ extern "C" {
 #define WEAVE_API __attribute__((visibility("default")))
 #else
 #define WEAVE_API
+#endif
+
+#if defined(__cplusplus)
+#define WEAVE_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define WEAVE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* The inline fast paths use the GCC/Clang __atomic builtins, which work on the
+ * plain struct fields from both C and C++ (C11 <stdatomic.h> is not usable
+ * from C++17). */
+#if !defined(__GNUC__) && !defined(__clang__)
+#error "ft_weave.h needs GCC or Clang (__atomic builtins)"
 #endif
 
 /* ======================================================================
@@ -198,10 +220,561 @@ static inline int _py_unregister_wvls_destructor(void **wvls_var, int *unregiste
  * (EINVAL for a NULL pointer); unlike ft_utils, key 0 is a valid key. Key
  * destructors run after the thread-exit destructors above. */
 typedef pthread_key_t wvls_key_t;
+WEAVE_STATIC_ASSERT(sizeof(wvls_key_t) == 4, "wvls_key_t is mirrored as uint32_t in C#");
 WEAVE_API int wvls_key_create(wvls_key_t *key, wvls_destructor_t destructor);
 WEAVE_API int wvls_key_delete(wvls_key_t key);
 WEAVE_API int wvls_set_value(wvls_key_t key, void *value);
 WEAVE_API void *wvls_get_value(wvls_key_t key);
+
+/* ======================================================================
+ * 3. Parking lot
+ * ======================================================================
+ *
+ * An address-keyed wait queue, as in WebKit, Rust parking_lot and CPython's
+ * Python/parking_lot.c: a thread parks on any address while the value there
+ * still equals what it expects, and another thread unparks the address. The
+ * lot keeps nothing in the parked-on memory, so any byte can become a lock.
+ * Waiters on one address wake in FIFO order. The check of the value and the
+ * enqueue happen under the same internal bucket lock as unpark, so a wake
+ * that follows a change of the value is never lost:
+ *
+ *     // waiter                               // waker
+ *     uint8_t expected = 1;                   __atomic_store_n(&flag, 0, __ATOMIC_RELEASE);
+ *     while (__atomic_load_n(&flag, __ATOMIC_ACQUIRE) == 1)
+ *       weave_park(&flag, &expected, 1, -1, NULL, 0);
+ *                                             weave_unpark_all(&flag);
+ *
+ * Returns of weave_park: */
+#define WEAVE_PARK_OK 0       /* woken by weave_unpark / weave_unpark_all            */
+#define WEAVE_PARK_AGAIN (-1) /* *address != *expected: did not sleep              */
+#define WEAVE_PARK_TIMEOUT (-2) /* timeout_ns elapsed                              */
+#define WEAVE_PARK_INTR (-3)  /* a signal interrupted the sleep (EINTR)            */
+
+/* Sleeps while *address equals *expected (compared as address_size bytes:
+ * 1, 2, 4 or 8, and address must be aligned to it), for at most timeout_ns
+ * (< 0 forever, 0 = check only: AGAIN or TIMEOUT without sleeping).
+ * park_arg is handed to the unpark callback of the waker. A timeout that
+ * races with a wake returns WEAVE_PARK_OK: a thread that was chosen by an
+ * unpark always consumes that wake. detach != 0: while asleep the thread
+ * releases its CPython thread state if CPython is loaded and the thread has
+ * one attached (restored before returning). Returns WEAVE_PARK_* or
+ * WEAVE_E_INVALID (NULL pointer, bad size, misaligned address). Blocks. */
+WEAVE_API int weave_park(const void *address, const void *expected, size_t address_size,
+                         int64_t timeout_ns, void *park_arg, int detach);
+
+/* Called by weave_unpark while it holds the address's bucket lock, after the
+ * waiter (if any) left the queue and before it wakes: `park_arg` is that
+ * waiter's (NULL if there was none) and has_more_waiters says whether other
+ * threads remain parked on the same address. Typical use: update the lock
+ * word (clear a has-parked bit, or hand the lock over) atomically with the
+ * dequeue. Obligations: it must not block, park, or call weave_unpark*. */
+typedef void weave_unpark_fn(void *arg, void *park_arg, int has_more_waiters);
+
+/* Wakes the first thread parked on `address`, calling fn(arg, park_arg,
+ * has_more_waiters) first if fn is not NULL (also when nobody waits).
+ * Returns 1 if a thread was woken, 0 if none, WEAVE_E_INVALID for a NULL
+ * address. Does not block (beyond the short bucket lock). */
+WEAVE_API int weave_unpark(const void *address, weave_unpark_fn *fn, void *arg);
+
+/* Wakes every thread parked on `address`; returns how many (or
+ * WEAVE_E_INVALID for NULL). */
+WEAVE_API int weave_unpark_all(const void *address);
+
+/* Resets the parking lot in a fork child (bucket locks held by threads that do
+ * not exist in the child, queues of their waiters). Installed with
+ * pthread_atfork when the parking lot is first used; calling it again is
+ * harmless. Only for the child, before it starts threads. */
+WEAVE_API void weave_parking_lot_after_fork(void);
+
+/* ======================================================================
+ * 4. Locks
+ * ======================================================================
+ *
+ * Semantics follow CPython 3.13/3.14 Python/lock.c. Every struct is zero-
+ * initialisable (= {0} or static storage means unlocked / unset), has a fixed
+ * layout (asserted here and in the C# library) and must not be moved or
+ * copied while in use. Misuse (NULL, unlocking what is not locked) returns
+ * an error code; nothing aborts.
+ */
+
+/* Status of timed lock operations. */
+#define WEAVE_LOCK_FAILURE 0  /* not acquired (timeout, or timeout 0 and busy)   */
+#define WEAVE_LOCK_ACQUIRED 1
+#define WEAVE_LOCK_INTR 2     /* interrupted by a signal (see flags)             */
+
+/* Flags of timed lock operations (bit set). */
+#define WEAVE_LOCK_DONT_DETACH 0
+/* While parked, release the CPython thread state (and, once critical sections
+ * exist on this thread, suspend them); both are restored after. */
+#define WEAVE_LOCK_DETACH 1
+/* On EINTR, run CPython's pending calls (signal handlers) if CPython is loaded
+ * and this thread holds a thread state; return WEAVE_LOCK_INTR if they fail,
+ * else keep waiting. Without CPython there is nothing to run: keep waiting. */
+#define WEAVE_LOCK_HANDLE_SIGNALS 2
+/* On EINTR, return WEAVE_LOCK_INTR. */
+#define WEAVE_LOCK_FAIL_IF_INTERRUPTED 4
+#define WEAVE_LOCK_ALL_FLAGS 7
+
+/* ---- Mutex ------------------------------------------------------------
+ *
+ * One byte, as CPython's PyMutex:
+ *
+ *   _bits  | locked | has_parked | meaning
+ *   -------+--------+------------+-----------------------------------------
+ *   0b00   |   0    |     0      | unlocked, nobody parked
+ *   0b01   |   1    |     0      | locked, nobody parked: unlock is one CAS
+ *   0b10   |   0    |     1      | unlocked, waiters parked (one was just
+ *          |        |            | woken and will retry)
+ *   0b11   |   1    |     1      | locked, waiters parked: unlock unparks one
+ *
+ * Lock spins with yields while nobody is parked, then parks. A waiter that
+ * has waited more than 1 ms is handed the lock directly by unlock (the byte
+ * stays locked): no barging past a starving thread. A plain
+ * weave_mutex_lock that must park does so with WEAVE_LOCK_DETACH. */
+typedef struct weave_mutex {
+  uint8_t _bits;
+} weave_mutex_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_mutex_t) == 1, "weave_mutex_t is one byte");
+
+#define WEAVE_MUTEX_LOCKED 1
+#define WEAVE_MUTEX_HAS_PARKED 2
+
+/* Slow paths of the inline functions below. Not for direct use. */
+WEAVE_API void weave_mutex_lock_slow(weave_mutex_t *m);
+WEAVE_API int weave_mutex_unlock_slow(weave_mutex_t *m);
+
+/* Acquires `m`, blocking as long as needed (with WEAVE_LOCK_DETACH). NULL
+ * records WEAVE_E_INVALID in weave_last_error() and returns. Blocks. */
+static inline void weave_mutex_lock(weave_mutex_t *m) {
+  uint8_t expected = 0;
+  if (m == NULL || !__atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
+                                               __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    weave_mutex_lock_slow(m);
+  }
+}
+
+/* Releases `m`, waking (or handing the lock to) one parked thread if any.
+ * Returns 0, WEAVE_E_NOT_OWNER when `m` is not locked (the byte is left as
+ * it was), WEAVE_E_INVALID for NULL. Does not block. Like CPython's, this
+ * mutex does not record its owner: unlocking one that another thread locked
+ * is allowed (and returns 0). */
+static inline int weave_mutex_unlock(weave_mutex_t *m) {
+  uint8_t expected = WEAVE_MUTEX_LOCKED;
+  if (m != NULL && __atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)0, 0,
+                                              __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    return 0;
+  }
+  return weave_mutex_unlock_slow(m);
+}
+
+/* One attempt, no spinning: 1 if acquired, 0 if not (or m is NULL). */
+static inline int weave_mutex_trylock(weave_mutex_t *m) {
+  uint8_t v;
+  if (m == NULL) {
+    return 0;
+  }
+  v = __atomic_load_n(&m->_bits, __ATOMIC_RELAXED);
+  return (v & WEAVE_MUTEX_LOCKED) == 0 &&
+         __atomic_compare_exchange_n(&m->_bits, &v, (uint8_t)(v | WEAVE_MUTEX_LOCKED), 0,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+/* 1 if `m` is locked (by any thread) at the moment of the call, else 0. */
+static inline int weave_mutex_is_locked(const weave_mutex_t *m) {
+  return m != NULL && (__atomic_load_n(&m->_bits, __ATOMIC_RELAXED) & WEAVE_MUTEX_LOCKED) != 0;
+}
+
+/* Acquires `m` within timeout_ns (< 0 forever; 0 one attempt, no spinning).
+ * flags: WEAVE_LOCK_* (detaches only with WEAVE_LOCK_DETACH). Returns
+ * WEAVE_LOCK_ACQUIRED, WEAVE_LOCK_FAILURE on timeout, WEAVE_LOCK_INTR (see
+ * flags), or WEAVE_E_INVALID (NULL, unknown flags). Blocks. */
+WEAVE_API int weave_mutex_lock_timed(weave_mutex_t *m, int64_t timeout_ns, int flags);
+
+/* ---- Raw mutex ----------------------------------------------------------
+ *
+ * A word lock that never uses the parking lot (it is what the parking lot's
+ * own bucket locks are made of): waiters push themselves on a stack whose
+ * head lives in the word, as CPython's _PyRawMutex and WebKit's WordLock.
+ *
+ *   v                         | meaning
+ *   --------------------------+---------------------------------------------
+ *   0                         | unlocked
+ *   1                         | locked, no waiters
+ *   (waiter pointer) | 1      | locked, waiters on a stack of stack-allocated
+ *                             | entries (each wakes and retries; no hand-off)
+ */
+typedef struct weave_raw_mutex {
+  uintptr_t v;
+} weave_raw_mutex_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_raw_mutex_t) == sizeof(uintptr_t), "weave_raw_mutex_t is one word");
+
+#define WEAVE_RAW_MUTEX_LOCKED 1
+
+WEAVE_API void weave_raw_mutex_lock_slow(weave_raw_mutex_t *m);
+WEAVE_API int weave_raw_mutex_unlock_slow(weave_raw_mutex_t *m);
+
+/* Acquires `m`; blocks (never detaches). NULL records WEAVE_E_INVALID. */
+static inline void weave_raw_mutex_lock(weave_raw_mutex_t *m) {
+  uintptr_t expected = 0;
+  if (m == NULL || !__atomic_compare_exchange_n(&m->v, &expected, (uintptr_t)WEAVE_RAW_MUTEX_LOCKED, 0,
+                                               __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    weave_raw_mutex_lock_slow(m);
+  }
+}
+
+/* Releases `m`, waking one waiter. Returns 0, WEAVE_E_NOT_OWNER when not
+ * locked, WEAVE_E_INVALID for NULL. Does not block. */
+static inline int weave_raw_mutex_unlock(weave_raw_mutex_t *m) {
+  uintptr_t expected = WEAVE_RAW_MUTEX_LOCKED;
+  if (m != NULL && __atomic_compare_exchange_n(&m->v, &expected, (uintptr_t)0, 0, __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED)) {
+    return 0;
+  }
+  return weave_raw_mutex_unlock_slow(m);
+}
+
+/* ---- Event --------------------------------------------------------------
+ *
+ * One-shot: once notified it stays set (CPython's PyEvent).
+ *
+ *   v  | meaning
+ *   ---+------------------------------
+ *   0  | not set, nobody waiting
+ *   1  | set (final)
+ *   2  | not set, waiters parked
+ */
+typedef struct weave_event {
+  uint8_t v;
+} weave_event_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_event_t) == 1, "weave_event_t is one byte");
+
+#define WEAVE_EVENT_SET 1
+#define WEAVE_EVENT_HAS_PARKED 2
+
+/* Sets the event and wakes every waiter. Idempotent. NULL records
+ * WEAVE_E_INVALID. Does not block. */
+WEAVE_API void weave_event_notify(weave_event_t *evt);
+
+/* Slow path of the waits: 1 if set, 0 on timeout, WEAVE_E_INVALID for NULL. */
+WEAVE_API int weave_event_wait_slow(weave_event_t *evt, int64_t timeout_ns, int detach);
+
+/* 1 if the event is set, else 0 (0 for NULL). Acquire: what the notifier
+ * wrote before notifying is visible after a 1. */
+static inline int weave_event_is_set(const weave_event_t *evt) {
+  return evt != NULL && __atomic_load_n(&evt->v, __ATOMIC_ACQUIRE) == WEAVE_EVENT_SET;
+}
+
+/* Waits until the event is set, detaching while parked. Blocks. */
+static inline void weave_event_wait(weave_event_t *evt) {
+  if (!weave_event_is_set(evt)) {
+    (void)weave_event_wait_slow(evt, -1, 1);
+  }
+}
+
+/* Waits at most timeout_ns; returns 1 if set, 0 if not (timeout), or
+ * WEAVE_E_INVALID for NULL. detach as for weave_park. Blocks. */
+static inline int weave_event_wait_timed(weave_event_t *evt, int64_t timeout_ns, int detach) {
+  if (weave_event_is_set(evt)) {
+    return 1;
+  }
+  return weave_event_wait_slow(evt, timeout_ns, detach);
+}
+
+/* ---- Once ---------------------------------------------------------------
+ *
+ * Runs an initialiser exactly once, with retry after failure (CPython's
+ * _PyOnceFlag):
+ *
+ *   v  | meaning
+ *   ---+------------------------------------------------------
+ *   0  | not run (or the last run failed)
+ *   1  | running
+ *   3  | running, other callers parked waiting for the result
+ *   4  | done (final)
+ */
+typedef struct weave_once {
+  uint8_t v;
+} weave_once_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_once_t) == 1, "weave_once_t is one byte");
+
+#define WEAVE_ONCE_RUNNING 1
+#define WEAVE_ONCE_HAS_PARKED 2
+#define WEAVE_ONCE_DONE 4
+
+/* Returns 0 when done, -1 when it failed (the flag resets: a later or
+ * waiting caller runs fn again). Any other value is a bug in fn: the flag
+ * resets and the caller gets WEAVE_E_INVALID. */
+typedef int weave_once_fn(void *arg);
+
+WEAVE_API int weave_once_call_slow(weave_once_t *once, weave_once_fn *fn, void *arg);
+
+/* Runs fn(arg) if no call has succeeded yet; one runs at a time, the others
+ * wait (detached) for its result and retry if it failed. Returns fn's result
+ * (0 or -1), 0 when already done, WEAVE_E_INVALID for NULL once/fn or a bad
+ * fn result. Blocks while another caller runs fn. */
+static inline int weave_once_call(weave_once_t *once, weave_once_fn *fn, void *arg) {
+  if (once != NULL && __atomic_load_n(&once->v, __ATOMIC_ACQUIRE) == WEAVE_ONCE_DONE) {
+    return 0;
+  }
+  return weave_once_call_slow(once, fn, arg);
+}
+
+/* ---- Recursive mutex ----------------------------------------------------
+ *
+ * A weave_mutex_t plus its owner (weave_thread_id()) and the number of
+ * extra acquisitions (0 when held once), as CPython's _PyRecursiveMutex.
+ * The owner re-enters without an atomic read-modify-write. */
+typedef struct weave_recursive_mutex {
+  weave_mutex_t mutex; /* offset 0 */
+  uint64_t thread;     /* offset 8: owner's weave_thread_id(), 0 when unlocked */
+  size_t level;        /* offset 16: extra acquisitions by the owner */
+} weave_recursive_mutex_t;
+WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, thread) == 8, "recursive mutex layout");
+WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, level) == 16, "recursive mutex layout");
+WEAVE_STATIC_ASSERT(sizeof(weave_recursive_mutex_t) == 24, "recursive mutex layout");
+
+/* weave_thread_id() without a call into the library (same value). */
+static inline uint64_t weave__inline_thread_id(void) {
+  return (uint64_t)(uintptr_t)pthread_self();
+}
+
+WEAVE_API void weave_recursive_mutex_lock_slow(weave_recursive_mutex_t *m);
+WEAVE_API int weave_recursive_mutex_unlock_slow(weave_recursive_mutex_t *m);
+
+/* Acquires `m`, or adds a level if the caller owns it. Blocks. */
+static inline void weave_recursive_mutex_lock(weave_recursive_mutex_t *m) {
+  uint64_t me;
+  uint8_t expected = 0;
+  if (m == NULL) {
+    weave_recursive_mutex_lock_slow(m);
+    return;
+  }
+  me = weave__inline_thread_id();
+  /* Only the owner can find its own id here: the owner stored it, and it is
+   * cleared (by the owner) before the mutex is released. */
+  if (__atomic_load_n(&m->thread, __ATOMIC_RELAXED) == me) {
+    m->level++;
+    return;
+  }
+  if (__atomic_compare_exchange_n(&m->mutex._bits, &expected, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
+                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    __atomic_store_n(&m->thread, me, __ATOMIC_RELAXED);
+    return;
+  }
+  weave_recursive_mutex_lock_slow(m);
+}
+
+/* Releases one level; the last one unlocks the mutex. Returns 0,
+ * WEAVE_E_NOT_OWNER if the caller does not own `m`, WEAVE_E_INVALID for
+ * NULL. Does not block. */
+static inline int weave_recursive_mutex_unlock(weave_recursive_mutex_t *m) {
+  uint8_t expected = WEAVE_MUTEX_LOCKED;
+  if (m == NULL || __atomic_load_n(&m->thread, __ATOMIC_RELAXED) != weave__inline_thread_id()) {
+    return weave_recursive_mutex_unlock_slow(m);
+  }
+  if (m->level > 0) {
+    m->level--;
+    return 0;
+  }
+  __atomic_store_n(&m->thread, (uint64_t)0, __ATOMIC_RELAXED);
+  if (__atomic_compare_exchange_n(&m->mutex._bits, &expected, (uint8_t)0, 0, __ATOMIC_RELEASE,
+                                  __ATOMIC_RELAXED)) {
+    return 0;
+  }
+  return weave_mutex_unlock_slow(&m->mutex);
+}
+
+/* 1 if the calling thread owns `m`, else 0. */
+static inline int weave_recursive_mutex_is_locked_by_current_thread(const weave_recursive_mutex_t *m) {
+  return m != NULL && __atomic_load_n(&m->thread, __ATOMIC_RELAXED) == weave__inline_thread_id();
+}
+
+/* As weave_mutex_lock_timed; the owner re-enters at once. */
+WEAVE_API int weave_recursive_mutex_lock_timed(weave_recursive_mutex_t *m, int64_t timeout_ns, int flags);
+
+/* ---- RW mutex -----------------------------------------------------------
+ *
+ * Writer-preferring reader-writer lock in one word (CPython's _PyRWMutex):
+ *
+ *   bits         | meaning
+ *   -------------+---------------------------------------------------------
+ *   bit 0        | write-locked
+ *   bit 1        | has parked: a writer (or readers behind one) waits; new
+ *                | readers park instead of joining the current readers
+ *   bits 2..     | number of readers holding the lock
+ *
+ * For example 1 = one writer; 8 = two readers; 10 = two readers and a
+ * waiting writer; 3 = a writer with readers parked behind it. */
+typedef struct weave_rwmutex {
+  uintptr_t bits;
+} weave_rwmutex_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_rwmutex_t) == sizeof(uintptr_t), "weave_rwmutex_t is one word");
+
+#define WEAVE_RWMUTEX_WRITE_LOCKED 1
+#define WEAVE_RWMUTEX_HAS_PARKED 2
+#define WEAVE_RWMUTEX_READER_SHIFT 2
+#define WEAVE_RWMUTEX_ONE_READER ((uintptr_t)1 << WEAVE_RWMUTEX_READER_SHIFT)
+
+WEAVE_API void weave_rwmutex_rlock_slow(weave_rwmutex_t *rw);
+WEAVE_API int weave_rwmutex_runlock_slow(weave_rwmutex_t *rw);
+WEAVE_API void weave_rwmutex_lock_slow(weave_rwmutex_t *rw);
+WEAVE_API int weave_rwmutex_unlock_slow(weave_rwmutex_t *rw);
+
+/* Acquires a read lock; parks (detached) while a writer holds or waits. */
+static inline void weave_rwmutex_rlock(weave_rwmutex_t *rw) {
+  uintptr_t bits;
+  if (rw != NULL) {
+    bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    if ((bits & (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED)) == 0 &&
+        __atomic_compare_exchange_n(&rw->bits, &bits, bits + WEAVE_RWMUTEX_ONE_READER, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      return;
+    }
+  }
+  weave_rwmutex_rlock_slow(rw);
+}
+
+/* Releases a read lock. Returns 0, WEAVE_E_NOT_OWNER when no reader holds
+ * it, WEAVE_E_INVALID for NULL. Does not block. */
+static inline int weave_rwmutex_runlock(weave_rwmutex_t *rw) {
+  uintptr_t bits;
+  if (rw != NULL) {
+    bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    /* Fast only when this is not the last reader in front of parked waiters. */
+    if ((bits >> WEAVE_RWMUTEX_READER_SHIFT) > 1 ||
+        ((bits >> WEAVE_RWMUTEX_READER_SHIFT) == 1 && (bits & WEAVE_RWMUTEX_HAS_PARKED) == 0)) {
+      if (__atomic_compare_exchange_n(&rw->bits, &bits, bits - WEAVE_RWMUTEX_ONE_READER, 0, __ATOMIC_RELEASE,
+                                      __ATOMIC_RELAXED)) {
+        return 0;
+      }
+    }
+  }
+  return weave_rwmutex_runlock_slow(rw);
+}
+
+/* Acquires the write lock; parks (detached) while readers or a writer hold it. */
+static inline void weave_rwmutex_lock(weave_rwmutex_t *rw) {
+  uintptr_t expected = 0;
+  if (rw == NULL || !__atomic_compare_exchange_n(&rw->bits, &expected, (uintptr_t)WEAVE_RWMUTEX_WRITE_LOCKED, 0,
+                                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    weave_rwmutex_lock_slow(rw);
+  }
+}
+
+/* Releases the write lock, waking every parked thread. Returns 0,
+ * WEAVE_E_NOT_OWNER when not write-locked, WEAVE_E_INVALID for NULL. */
+static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
+  uintptr_t expected = WEAVE_RWMUTEX_WRITE_LOCKED;
+  if (rw != NULL && __atomic_compare_exchange_n(&rw->bits, &expected, (uintptr_t)0, 0, __ATOMIC_RELEASE,
+                                               __ATOMIC_RELAXED)) {
+    return 0;
+  }
+  return weave_rwmutex_unlock_slow(rw);
+}
+
+/* ---- Seqlock ------------------------------------------------------------
+ *
+ * A sequence counter for data read far more often than written (CPython's
+ * _PySeqLock): odd while a writer is updating. Readers never block writers:
+ *
+ *     uint32_t seq;
+ *     do {
+ *       seq = weave_seqlock_begin_read(&lock);
+ *       copy = shared;                     // may be torn; then end_read is 0
+ *     } while (!weave_seqlock_end_read(&lock, seq));
+ *
+ * Read the shared data with relaxed atomic loads (or memcpy of trivially
+ * copyable data) so that a torn read is not undefined behaviour. */
+typedef struct weave_seqlock {
+  uint32_t sequence;
+} weave_seqlock_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_seqlock_t) == 4, "weave_seqlock_t is 32 bits");
+
+/* Writers: lock (spins with yields against other writers; never parks),
+ * then unlock to publish, or abandon to leave the sequence as it was (no
+ * reader retries). Writers are not detached: keep write sections short. */
+WEAVE_API void weave_seqlock_lock_write(weave_seqlock_t *seqlock);
+WEAVE_API void weave_seqlock_unlock_write(weave_seqlock_t *seqlock);
+WEAVE_API void weave_seqlock_abandon_write(weave_seqlock_t *seqlock);
+WEAVE_API uint32_t weave_seqlock_begin_read_slow(weave_seqlock_t *seqlock);
+
+/* Starts a read: waits (yielding) while a write is in progress; returns the
+ * sequence to pass to weave_seqlock_end_read. */
+static inline uint32_t weave_seqlock_begin_read(weave_seqlock_t *seqlock) {
+  uint32_t sequence;
+  if (seqlock != NULL) {
+    sequence = __atomic_load_n(&seqlock->sequence, __ATOMIC_ACQUIRE);
+    if ((sequence & 1) == 0) {
+      return sequence;
+    }
+  }
+  return weave_seqlock_begin_read_slow(seqlock);
+}
+
+/* 1 if nothing was written since begin_read returned `previous` (the copy is
+ * consistent), 0 if the reader must retry (also for NULL). */
+static inline int weave_seqlock_end_read(weave_seqlock_t *seqlock, uint32_t previous) {
+  if (seqlock == NULL) {
+    return 0;
+  }
+  /* The fence keeps the reader's data loads before the second sequence load
+   * (CPython gh-121368). */
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  return __atomic_load_n(&seqlock->sequence, __ATOMIC_RELAXED) == previous;
+}
+
+/* In a fork child: a write in progress by a thread that does not exist in
+ * the child is reset. Returns 1 if it was reset, 0 otherwise. */
+WEAVE_API int weave_seqlock_after_fork(weave_seqlock_t *seqlock);
+
+/* ---- Condition variable (beyond CPython) --------------------------------
+ *
+ * Used with a weave_mutex_t, as pthread_cond_t with a pthread_mutex_t. A
+ * signal does not wake a waiter just to have it block on the mutex its
+ * signaller still holds: it moves ("requeues") the waiter from the
+ * condition's queue to the mutex's, where the mutex's unlock wakes it (as
+ * WebKit's Condition and Rust parking_lot's Condvar do).
+ *
+ *   v  | meaning
+ *   ---+------------------------------
+ *   0  | no waiters
+ *   1  | waiters may be parked
+ *
+ * All waiters of one condition must use the same mutex at a time (as with
+ * pthreads); a waiter with a different mutex is woken instead of requeued. */
+typedef struct weave_cond {
+  uint8_t v;
+} weave_cond_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_cond_t) == 1, "weave_cond_t is one byte");
+
+/* Atomically unlocks `mutex` (which the caller must hold) and waits for a
+ * signal, at most timeout_ns (< 0 forever). The mutex is held again on
+ * return either way. Returns 1 when woken (possibly spuriously: re-check the
+ * condition in a loop), 0 on timeout, WEAVE_E_NOT_OWNER if `mutex` was not
+ * locked, WEAVE_E_INVALID for NULL. Detaches while parked. Blocks. */
+WEAVE_API int weave_cond_wait(weave_cond_t *cond, weave_mutex_t *mutex, int64_t timeout_ns);
+
+/* Wakes (or requeues onto the mutex) one waiter; returns how many: 0 or 1
+ * (WEAVE_E_INVALID for NULL). Does not block. */
+WEAVE_API int weave_cond_signal(weave_cond_t *cond);
+
+/* Wakes (or requeues) every waiter; returns how many. Does not block. */
+WEAVE_API int weave_cond_broadcast(weave_cond_t *cond);
+
+/* ---- Statistics ---------------------------------------------------------
+ *
+ * Process-wide counters that never decrease. */
+typedef struct weave_stats {
+  uint64_t parks;         /* threads that went to sleep in the parking lot     */
+  uint64_t unparks;       /* threads woken by weave_unpark* or a lock's unlock */
+  uint64_t handoffs;      /* mutex unlocks that handed the lock to a waiter    */
+  uint64_t spins;         /* spin iterations before parking                    */
+  uint64_t managed_bytes; /* managed (GC) memory the library has allocated     */
+} weave_stats_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_stats_t) == 40, "weave_stats_t layout");
+
+/* Fills *out; returns 0, or WEAVE_E_INVALID for NULL. */
+WEAVE_API int weave_stats(weave_stats_t *out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -39,3 +39,14 @@ internal static unsafe partial class Pthread
     [LibraryImport("libc", EntryPoint = "__cxa_thread_atexit_impl")]
     internal static partial int CxaThreadAtExitImpl(delegate* unmanaged<void*, void> func, void* obj, void* dsoSymbol);
 }
+
+internal static unsafe partial class Pthread
+{
+    /// <summary>
+    /// Fork handlers. In glibc 2.34+ pthread_atfork comes from
+    /// libc_nonshared.a (it passes this library's __dso_handle), which the
+    /// direct P/Invoke links statically.
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "pthread_atfork")]
+    internal static partial int AtFork(delegate* unmanaged<void> prepare, delegate* unmanaged<void> parent, delegate* unmanaged<void> child);
+}

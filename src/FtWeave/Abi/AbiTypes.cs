@@ -1,0 +1,79 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace FtWeave.Abi;
+
+// Mirrors of the structs in ft_weave.h, with the C names and C field names.
+// The locks' algorithms work on the fields directly through pointers (a
+// weave_mutex_t* is a byte*); these types fix the layouts the header asserts.
+// C# has no static_assert on sizeof, so src/FtWeave.Tests asserts the same
+// sizes and offsets as the header's WEAVE_STATIC_ASSERTs (run by CTest).
+
+/// <summary><c>typedef struct { uint8_t _bits; } weave_mutex_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_mutex_t
+{
+    public byte _bits; // uint8_t
+}
+
+/// <summary><c>typedef struct { uintptr_t v; } weave_raw_mutex_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_raw_mutex_t
+{
+    public nuint v; // uintptr_t
+}
+
+/// <summary><c>typedef struct { uint8_t v; } weave_event_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_event_t
+{
+    public byte v; // uint8_t
+}
+
+/// <summary><c>typedef struct { uint8_t v; } weave_once_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_once_t
+{
+    public byte v; // uint8_t
+}
+
+/// <summary><c>typedef struct { weave_mutex_t mutex; uint64_t thread; size_t level; } weave_recursive_mutex_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_recursive_mutex_t
+{
+    public weave_mutex_t mutex; // weave_mutex_t, offset 0
+    public ulong thread;        // uint64_t, offset 8
+    public nuint level;         // size_t, offset 16
+}
+
+/// <summary><c>typedef struct { uintptr_t bits; } weave_rwmutex_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_rwmutex_t
+{
+    public nuint bits; // uintptr_t
+}
+
+/// <summary><c>typedef struct { uint32_t sequence; } weave_seqlock_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_seqlock_t
+{
+    public uint sequence; // uint32_t
+}
+
+/// <summary><c>typedef struct { uint8_t v; } weave_cond_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_cond_t
+{
+    public byte v; // uint8_t
+}
+
+/// <summary><c>typedef struct { uint64_t parks, unparks, handoffs, spins, managed_bytes; } weave_stats_t;</c></summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave_stats_t
+{
+    public ulong parks;         // uint64_t
+    public ulong unparks;       // uint64_t
+    public ulong handoffs;      // uint64_t
+    public ulong spins;         // uint64_t
+    public ulong managed_bytes; // uint64_t
+}

@@ -1,0 +1,486 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Threading;
+using FtWeave.Interop;
+using FtWeave.Threads;
+
+namespace FtWeave.Parking;
+
+/// <summary>Results of <see cref="ParkingLot.Park"/>, as WEAVE_PARK_* in ft_weave.h.</summary>
+internal static class ParkResult
+{
+    internal const int Ok = 0;
+    internal const int Again = -1;
+    internal const int Timeout = -2;
+    internal const int Interrupted = -3;
+}
+
+/// <summary>
+/// Callback run by <see cref="ParkingLot.Unpark{TCallback}"/> under the bucket
+/// lock, with the dequeued waiter's park argument (NULL if none).
+/// Obligations: it must not park, allocate, throw, or call into the lot.
+/// </summary>
+internal unsafe interface IUnparkCallback
+{
+    void OnUnpark(void* parkArg, bool hasMoreWaiters);
+}
+
+/// <summary>What <see cref="ParkingLot.UnparkRequeue{TCallback}"/> does with the waiters of <c>from</c>.</summary>
+internal enum RequeueOp
+{
+    /// <summary>Nothing: no waiter is touched.</summary>
+    Abort,
+    /// <summary>Wake the first waiter.</summary>
+    UnparkOne,
+    /// <summary>Move the first waiter to <c>to</c>.</summary>
+    RequeueOne,
+    /// <summary>Wake the first waiter and move the rest to <c>to</c>.</summary>
+    UnparkOneRequeueRest,
+    /// <summary>Move every waiter to <c>to</c>.</summary>
+    RequeueAll,
+}
+
+/// <summary>
+/// Callbacks of <see cref="ParkingLot.UnparkRequeue{TCallback}"/>; both run
+/// with the buckets of <c>from</c> and <c>to</c> locked. Same obligations as
+/// <see cref="IUnparkCallback"/>.
+/// </summary>
+internal unsafe interface IRequeueCallback
+{
+    /// <summary>Decides the operation from the first waiter's park argument (NULL: no waiter).</summary>
+    RequeueOp Validate(void* firstParkArg);
+
+    /// <summary>Whether this waiter may be moved; a waiter that may not is woken instead.</summary>
+    bool CanRequeue(void* parkArg);
+
+    /// <summary>After the moves: how many were woken and moved, and whether <c>from</c> still has waiters.</summary>
+    void Finished(int woken, int requeued, bool fromHasMoreWaiters);
+}
+
+/// <summary>
+/// The address-keyed parking lot (CPython Python/parking_lot.c, Rust
+/// parking_lot_core, WebKit WTF::ParkingLot). It knows nothing about locks:
+/// locks reach it only through park, unpark and the callbacks.
+///
+/// Addresses hash to <see cref="BucketCount"/> buckets; each bucket is a
+/// <see cref="WordLock"/> and one doubly-linked FIFO of the waiters of every
+/// address that hashes there. Waiters are entries on the parked threads' own
+/// stacks, so parking allocates nothing. Two addresses in one bucket only share
+/// a queue scan; has-more-waiters is computed per address, so they never see
+/// each other's waiters.
+/// </summary>
+internal static unsafe class ParkingLot
+{
+    // 1024 buckets of one cache line: 64 KiB, so that a handful of hot locks
+    // rarely share a bucket (CPython has 257).
+    private const int BucketShift = 10;
+    internal const int BucketCount = 1 << BucketShift;
+
+    [StructLayout(LayoutKind.Sequential, Size = 64)]
+    private struct Bucket
+    {
+        public nuint Lock;      // WordLock word
+        public WaitEntry* Head; // oldest waiter
+        public WaitEntry* Tail; // newest waiter
+    }
+
+    /// <summary>A parked thread; lives on that thread's stack while it is in Park.</summary>
+    private struct WaitEntry
+    {
+        public WaitEntry* Prev;
+        public WaitEntry* Next;
+        /// <summary>The key. Changed only by a requeue, which holds both buckets'
+        /// locks; the owner re-reads it under a bucket lock (see LockBucketOf).</summary>
+        public nuint Address;
+        public void* ParkArg;
+        /// <summary>Set under the bucket lock when a waker has dequeued this entry:
+        /// from then on the owner must consume the wake, even after a timeout.</summary>
+        public int IsUnparking;
+        /// <summary>Chains entries dequeued together, to be woken after the locks are released.</summary>
+        public WaitEntry* NextToWake;
+        public ThreadParker Parker;
+    }
+
+    // Bucket*, held as nint because pointers cannot be Volatile/Interlocked type arguments.
+    private static nint s_buckets;
+
+    private static Bucket* Buckets
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            // Acquire: pairs with the publishing CAS in Initialize.
+            Bucket* buckets = (Bucket*)Volatile.Read(ref s_buckets);
+            return buckets != null ? buckets : Initialize();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Bucket* Initialize()
+    {
+        nuint bytes = (nuint)(BucketCount * sizeof(Bucket));
+        Bucket* fresh = (Bucket*)NativeMemory.AlignedAlloc(bytes, 64);
+        NativeMemory.Clear(fresh, bytes);
+        nint previous = Interlocked.CompareExchange(ref s_buckets, (nint)fresh, 0);
+        if (previous != 0)
+        {
+            NativeMemory.AlignedFree(fresh);
+            return (Bucket*)previous;
+        }
+        // The table is never freed (threads of any library may park until the
+        // process ends). The child handler resets it after fork.
+        Pthread.AtFork(null, null, &AfterForkInChild);
+        return fresh;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void AfterForkInChild() => AfterFork();
+
+    /// <summary>
+    /// Resets every bucket in a fork child: only the forking thread exists
+    /// there, so locks held and entries queued by other threads are garbage.
+    /// (The forking thread itself was not parked.)
+    /// </summary>
+    internal static void AfterFork()
+    {
+        Bucket* buckets = (Bucket*)Volatile.Read(ref s_buckets);
+        if (buckets != null)
+        {
+            NativeMemory.Clear(buckets, (nuint)(BucketCount * sizeof(Bucket)));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Bucket* BucketFor(nuint address)
+    {
+        // Fibonacci hashing: neighbouring bytes (one-byte locks in an array)
+        // land in different buckets.
+        ulong h = (ulong)address * 0x9E3779B97F4A7C15UL;
+        return Buckets + (int)(h >> (64 - BucketShift));
+    }
+
+    /// <summary>Compares the value at address with expected, as size bytes, atomically.</summary>
+    private static bool ValueMatches(void* address, void* expected, int size) => size switch
+    {
+        1 => Volatile.Read(ref *(byte*)address) == *(byte*)expected,
+        2 => Volatile.Read(ref *(ushort*)address) == *(ushort*)expected,
+        4 => Volatile.Read(ref *(uint*)address) == *(uint*)expected,
+        _ => Volatile.Read(ref *(ulong*)address) == *(ulong*)expected,
+    };
+
+    private static void Enqueue(Bucket* bucket, WaitEntry* entry)
+    {
+        entry->Next = null;
+        entry->Prev = bucket->Tail;
+        if (bucket->Tail != null)
+        {
+            bucket->Tail->Next = entry;
+        }
+        else
+        {
+            bucket->Head = entry;
+        }
+        bucket->Tail = entry;
+    }
+
+    private static void Remove(Bucket* bucket, WaitEntry* entry)
+    {
+        if (entry->Prev != null)
+        {
+            entry->Prev->Next = entry->Next;
+        }
+        else
+        {
+            bucket->Head = entry->Next;
+        }
+        if (entry->Next != null)
+        {
+            entry->Next->Prev = entry->Prev;
+        }
+        else
+        {
+            bucket->Tail = entry->Prev;
+        }
+        entry->Prev = entry->Next = null;
+    }
+
+    private static WaitEntry* FirstFor(Bucket* bucket, nuint address, WaitEntry* start)
+    {
+        for (WaitEntry* e = start; e != null; e = e->Next)
+        {
+            if (e->Address == address)
+            {
+                return e;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Locks the bucket that currently holds <paramref name="entry"/>. A requeue
+    /// may move the entry to another address between our read of the key and
+    /// our taking the lock, so the key is re-read under the lock until stable.
+    /// </summary>
+    private static Bucket* LockBucketOf(WaitEntry* entry)
+    {
+        while (true)
+        {
+            nuint address = Volatile.Read(ref entry->Address);
+            Bucket* bucket = BucketFor(address);
+            WordLock.Lock(&bucket->Lock);
+            if (Volatile.Read(ref entry->Address) == address)
+            {
+                return bucket;
+            }
+            WordLock.Unlock(&bucket->Lock);
+        }
+    }
+
+    /// <summary>
+    /// weave_park. The caller validated size (1, 2, 4, 8) and alignment.
+    /// Blocks; runs outside every lock except its own short bucket sections.
+    /// </summary>
+    internal static int Park(void* address, void* expected, int size, long timeoutNs, void* parkArg, bool detach)
+    {
+        nuint key = (nuint)address;
+        Bucket* bucket = BucketFor(key);
+        long deadline = timeoutNs > 0 ? Futex.MonotonicNow() + timeoutNs : -1;
+
+        Unsafe.SkipInit(out WaitEntry entry); // every field is set before use
+        WordLock.Lock(&bucket->Lock);
+        // The comparison and the enqueue are one step with respect to unpark
+        // (same bucket lock): a waker that changes the value and then unparks
+        // either makes us see the new value, or finds us queued.
+        if (!ValueMatches(address, expected, size))
+        {
+            WordLock.Unlock(&bucket->Lock);
+            return ParkResult.Again;
+        }
+        if (timeoutNs == 0)
+        {
+            WordLock.Unlock(&bucket->Lock);
+            return ParkResult.Timeout;
+        }
+        entry.Address = key;
+        entry.ParkArg = parkArg;
+        entry.IsUnparking = 0;
+        entry.NextToWake = null;
+        entry.Parker.Prepare();
+        Enqueue(bucket, &entry);
+        WordLock.Unlock(&bucket->Lock);
+
+        Statistics.Increment(Statistics.Counter.Parks);
+        nint detached = detach ? ThreadDetach.BeforeSleep() : 0;
+
+        int result;
+        ParkOutcome outcome = entry.Parker.Park(deadline);
+        if (outcome == ParkOutcome.Unparked)
+        {
+            result = ParkResult.Ok;
+        }
+        else
+        {
+            bucket = LockBucketOf(&entry);
+            if (entry.IsUnparking != 0)
+            {
+                // A waker already dequeued us and is about to wake us: consume
+                // that wake (our entry must outlive its store), and report OK,
+                // since the waker's callback may have handed us something.
+                WordLock.Unlock(&bucket->Lock);
+                while (entry.Parker.Park(-1) != ParkOutcome.Unparked)
+                {
+                }
+                result = ParkResult.Ok;
+            }
+            else
+            {
+                Remove(bucket, &entry);
+                WordLock.Unlock(&bucket->Lock);
+                result = outcome == ParkOutcome.TimedOut ? ParkResult.Timeout : ParkResult.Interrupted;
+            }
+        }
+
+        if (detach)
+        {
+            ThreadDetach.AfterSleep(detached);
+        }
+        return result;
+    }
+
+    /// <summary>weave_unpark: wake the first waiter on address; 1 if one was woken.</summary>
+    internal static int Unpark<TCallback>(void* address, ref TCallback callback)
+        where TCallback : struct, IUnparkCallback
+    {
+        nuint key = (nuint)address;
+        Bucket* bucket = BucketFor(key);
+        WordLock.Lock(&bucket->Lock);
+        WaitEntry* waiter = FirstFor(bucket, key, bucket->Head);
+        bool hasMore = false;
+        if (waiter != null)
+        {
+            hasMore = FirstFor(bucket, key, waiter->Next) != null;
+            Remove(bucket, waiter);
+            waiter->IsUnparking = 1;
+        }
+        callback.OnUnpark(waiter != null ? waiter->ParkArg : null, hasMore);
+        WordLock.Unlock(&bucket->Lock);
+        if (waiter == null)
+        {
+            return 0;
+        }
+        Statistics.Increment(Statistics.Counter.Unparks);
+        ThreadParker.Unpark(&waiter->Parker);
+        return 1;
+    }
+
+    /// <summary>weave_unpark_all: wake every waiter on address; returns how many.</summary>
+    internal static int UnparkAll(void* address)
+    {
+        nuint key = (nuint)address;
+        Bucket* bucket = BucketFor(key);
+        WaitEntry* toWake = null;
+        WaitEntry** tail = &toWake;
+        int count = 0;
+        WordLock.Lock(&bucket->Lock);
+        WaitEntry* e = bucket->Head;
+        while (e != null)
+        {
+            WaitEntry* next = e->Next;
+            if (e->Address == key)
+            {
+                Remove(bucket, e);
+                e->IsUnparking = 1;
+                e->NextToWake = null;
+                *tail = e;
+                tail = &e->NextToWake;
+                count++;
+            }
+            e = next;
+        }
+        WordLock.Unlock(&bucket->Lock);
+        WakeChain(toWake);
+        return count;
+    }
+
+    /// <summary>
+    /// Wakes a chain built under a bucket lock. NextToWake is read before the
+    /// wake: after it, the entry may be gone.
+    /// </summary>
+    private static void WakeChain(WaitEntry* chain)
+    {
+        ulong woken = 0;
+        while (chain != null)
+        {
+            WaitEntry* next = chain->NextToWake;
+            ThreadParker.Unpark(&chain->Parker);
+            chain = next;
+            woken++;
+        }
+        Statistics.Add(Statistics.Counter.Unparks, woken);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="inspect"/> under the bucket lock with the park
+    /// argument of the first waiter on <paramref name="address"/> (NULL if none)
+    /// and returns what it returns: how a condition variable learns which
+    /// mutex its waiters use without dereferencing a waiter outside the lock.
+    /// </summary>
+    internal static void* InspectFirst(void* address, delegate*<void*, void*> inspect)
+    {
+        nuint key = (nuint)address;
+        Bucket* bucket = BucketFor(key);
+        WordLock.Lock(&bucket->Lock);
+        WaitEntry* first = FirstFor(bucket, key, bucket->Head);
+        void* result = inspect(first != null ? first->ParkArg : null);
+        WordLock.Unlock(&bucket->Lock);
+        return result;
+    }
+
+    /// <summary>
+    /// Wakes and/or moves waiters of <paramref name="from"/> to the queue of
+    /// <paramref name="to"/>, as the callback decides, with both buckets locked
+    /// (in address order, so two requeues in opposite directions cannot
+    /// deadlock). Returns the number of waiters woken plus moved.
+    /// </summary>
+    internal static int UnparkRequeue<TCallback>(void* from, void* to, ref TCallback callback)
+        where TCallback : struct, IRequeueCallback
+    {
+        nuint fromKey = (nuint)from, toKey = (nuint)to;
+        Bucket* fromBucket = BucketFor(fromKey);
+        Bucket* toBucket = BucketFor(toKey);
+        LockPair(fromBucket, toBucket);
+
+        WaitEntry* first = FirstFor(fromBucket, fromKey, fromBucket->Head);
+        RequeueOp op = callback.Validate(first != null ? first->ParkArg : null);
+        WaitEntry* toWake = null;
+        WaitEntry** tail = &toWake;
+        int woken = 0, requeued = 0;
+        if (first != null && op != RequeueOp.Abort)
+        {
+            bool wakeFirst = op == RequeueOp.UnparkOne || op == RequeueOp.UnparkOneRequeueRest;
+            bool onlyFirst = op == RequeueOp.UnparkOne || op == RequeueOp.RequeueOne;
+            WaitEntry* e = first;
+            bool isFirst = true;
+            while (e != null)
+            {
+                WaitEntry* next = FirstFor(fromBucket, fromKey, e->Next);
+                Remove(fromBucket, e);
+                if ((isFirst && wakeFirst) || !callback.CanRequeue(e->ParkArg))
+                {
+                    e->IsUnparking = 1;
+                    e->NextToWake = null;
+                    *tail = e;
+                    tail = &e->NextToWake;
+                    woken++;
+                }
+                else
+                {
+                    // The owner re-reads Address under a bucket lock
+                    // (LockBucketOf); we hold both, so it sees old or new
+                    // key together with the matching queue.
+                    Volatile.Write(ref e->Address, toKey);
+                    Enqueue(toBucket, e);
+                    requeued++;
+                }
+                isFirst = false;
+                if (onlyFirst)
+                {
+                    break;
+                }
+                e = next;
+            }
+        }
+        bool fromHasMore = FirstFor(fromBucket, fromKey, fromBucket->Head) != null;
+        callback.Finished(woken, requeued, fromHasMore);
+        UnlockPair(fromBucket, toBucket);
+        WakeChain(toWake);
+        return woken + requeued;
+    }
+
+    private static void LockPair(Bucket* a, Bucket* b)
+    {
+        if (a == b)
+        {
+            WordLock.Lock(&a->Lock);
+        }
+        else if (a < b)
+        {
+            WordLock.Lock(&a->Lock);
+            WordLock.Lock(&b->Lock);
+        }
+        else
+        {
+            WordLock.Lock(&b->Lock);
+            WordLock.Lock(&a->Lock);
+        }
+    }
+
+    private static void UnlockPair(Bucket* a, Bucket* b)
+    {
+        WordLock.Unlock(&a->Lock);
+        if (a != b)
+        {
+            WordLock.Unlock(&b->Lock);
+        }
+    }
+}
