@@ -1,0 +1,96 @@
+using System.Runtime.InteropServices;
+using FtWeave.Locks;
+using FtWeave.Threads;
+using static FtWeave.Abi.ErrorCodes;
+
+namespace FtWeave.Exports;
+
+/// <summary>
+/// ft_weave.h section 4, "RW mutex". The first four are the exported copies
+/// of the header's static inline functions (same behaviour, for FFIs); the
+/// unlocks share one body with their slow paths, which re-check the word.
+/// </summary>
+internal static unsafe class RWMutexExports
+{
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock")]
+    private static void RLock(nuint* rw)
+    {
+        if (rw == null)
+        {
+            NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
+            return;
+        }
+        RWMutex.RLock(rw);
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_runlock")]
+    private static int RUnlock(nuint* rw) => RUnlockChecked(rw);
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock")]
+    private static void Lock(nuint* rw)
+    {
+        if (rw == null)
+        {
+            NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
+            return;
+        }
+        RWMutex.Lock(rw);
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock")]
+    private static int Unlock(nuint* rw) => UnlockChecked(rw);
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock_slow")]
+    private static void RLockSlow(nuint* rw)
+    {
+        if (rw == null)
+        {
+            NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
+            return;
+        }
+        RWMutex.RLockSlow(rw);
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_runlock_slow")]
+    private static int RUnlockSlow(nuint* rw) => RUnlockChecked(rw);
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_slow")]
+    private static void LockSlow(nuint* rw)
+    {
+        if (rw == null)
+        {
+            NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
+            return;
+        }
+        RWMutex.LockSlow(rw);
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock_slow")]
+    private static int UnlockSlow(nuint* rw) => UnlockChecked(rw);
+
+    private static int RUnlockChecked(nuint* rw)
+    {
+        if (rw == null)
+        {
+            return NullLock("weave_rwmutex_runlock: rwmutex is NULL\0"u8);
+        }
+        int result = RWMutex.RUnlock(rw);
+        return result == WEAVE_E_NOT_OWNER
+            ? ThreadContexts.SetError(result, "weave_rwmutex_runlock: the rwmutex is not read-locked\0"u8)
+            : result;
+    }
+
+    private static int UnlockChecked(nuint* rw)
+    {
+        if (rw == null)
+        {
+            return NullLock("weave_rwmutex_unlock: rwmutex is NULL\0"u8);
+        }
+        int result = RWMutex.Unlock(rw);
+        return result == WEAVE_E_NOT_OWNER
+            ? ThreadContexts.SetError(result, "weave_rwmutex_unlock: the rwmutex is not write-locked\0"u8)
+            : result;
+    }
+
+    private static int NullLock(System.ReadOnlySpan<byte> message) => ThreadContexts.SetError(WEAVE_E_INVALID, message);
+}
