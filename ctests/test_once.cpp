@@ -1,0 +1,251 @@
+// ft_weave.h section 4, "Once": run an initialiser once, retry after failure
+// (CPython's _PyOnceFlag).
+#include "weave_test.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+template <typename F>
+F *exported(const char *name) {
+  void *p = dlsym(RTLD_DEFAULT, name);
+  REQUIRE(p != nullptr);
+  F *f = nullptr;
+  std::memcpy(&f, &p, sizeof f);
+  return f;
+}
+
+bool last_error_has(const char *text) { return std::string(weave_last_error()).find(text) != std::string::npos; }
+
+class Threads {
+ public:
+  void start(std::function<void()> fn) {
+    auto *heap = new std::function<void()>(std::move(fn));
+    pthread_t t;
+    REQUIRE(pthread_create(
+                &t, nullptr,
+                [](void *p) -> void * {
+                  auto *f = static_cast<std::function<void()> *>(p);
+                  (*f)();
+                  delete f;
+                  return nullptr;
+                },
+                heap) == 0);
+    threads_.push_back(t);
+  }
+  void join() {
+    for (pthread_t t : threads_) REQUIRE(pthread_join(t, nullptr) == 0);
+    threads_.clear();
+  }
+  ~Threads() {
+    for (pthread_t t : threads_) pthread_join(t, nullptr);
+  }
+
+ private:
+  std::vector<pthread_t> threads_;
+};
+
+// Polls (up to ~1 s) until the flag's byte is `value`.
+bool byte_becomes(const weave_once_t &o, uint8_t value) {
+  for (int i = 0; i < 100; i++) {
+    if (__atomic_load_n(&o.v, __ATOMIC_ACQUIRE) == value) return true;
+    usleep(10 * 1000);
+  }
+  return __atomic_load_n(&o.v, __ATOMIC_ACQUIRE) == value;
+}
+
+// CPython's init_maybe_fail: fails four times, then succeeds.
+int init_maybe_fail(void *arg) {
+  int *counter = static_cast<int *>(arg);
+  (*counter)++;
+  return *counter < 5 ? -1 : 0;
+}
+
+int count_and_succeed(void *arg) {
+  static_cast<std::atomic<int> *>(arg)->fetch_add(1);
+  return 0;
+}
+
+int must_not_run(void *arg) {
+  static_cast<std::atomic<int> *>(arg)->fetch_add(1);
+  return -1;
+}
+
+int bad_result(void *) { return 7; }
+
+}  // namespace
+
+TEST_CASE("port of CPython test_lock_once: fails four times, then runs never again") {
+  weave_once_t once = {0};
+  int counter = 0;
+  for (int i = 0; i < 10; i++) {
+    int res = weave_once_call(&once, init_maybe_fail, &counter);
+    if (i < 4) {
+      CHECK(res == -1);
+      CHECK(once.v == 0);
+      CHECK(counter == i + 1);
+    } else {
+      CHECK(res == 0);
+      CHECK(counter == 5);
+      CHECK(once.v == WEAVE_ONCE_DONE);
+    }
+  }
+  // The slow path also sees it done.
+  CHECK(weave_once_call_slow(&once, init_maybe_fail, &counter) == 0);
+  CHECK(counter == 5);
+}
+
+namespace concurrent {
+std::atomic<int> in_flight, max_in_flight, runs, zero_results, minus_one_results, other_results, saw_payload;
+std::atomic<int> started;
+weave_event_t go;
+weave_once_t once;
+int payload;
+
+int init(void *) {
+  int now = in_flight.fetch_add(1) + 1;
+  int prev = max_in_flight.load();
+  while (now > prev && !max_in_flight.compare_exchange_weak(prev, now)) {
+  }
+  int run = runs.fetch_add(1) + 1;
+  usleep(50 * 1000);  // long enough for the other callers to park
+  int result = -1;
+  if (run >= 2) {
+    payload = 1234;  // published by the flag's release
+    result = 0;
+  }
+  in_flight.fetch_sub(1);
+  return result;
+}
+}  // namespace concurrent
+
+TEST_CASE("8 concurrent callers: one runs at a time, a failure lets the next caller run, none after success") {
+  using namespace concurrent;
+  constexpr int kCallers = 8;
+  in_flight = max_in_flight = runs = zero_results = minus_one_results = other_results = saw_payload = 0;
+  started = 0;
+  go = weave_event_t{0};
+  once = weave_once_t{0};
+  payload = 0;
+
+  Threads threads;
+  for (int i = 0; i < kCallers; i++) {
+    threads.start([] {
+      started.fetch_add(1);
+      weave_event_wait(&go);
+      // A caller whose own run failed gets -1 and tries again (bounded).
+      for (int attempt = 0; attempt < 10; attempt++) {
+        int r = weave_once_call(&once, init, nullptr);
+        if (r == 0) {
+          zero_results.fetch_add(1);
+          if (payload == 1234) saw_payload.fetch_add(1);
+          return;
+        }
+        (r == -1 ? minus_one_results : other_results).fetch_add(1);
+      }
+    });
+  }
+  while (started.load() != kCallers) sched_yield();
+  usleep(10 * 1000);
+  weave_event_notify(&go);
+  // While the first run is in progress, the others park behind it (3).
+  CHECK(byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED));
+  threads.join();
+
+  CHECK(max_in_flight.load() == 1);
+  CHECK(runs.load() == 2);              // the failed run, then the successful one
+  CHECK(minus_one_results.load() == 1); // only the failed runner sees -1
+  CHECK(other_results.load() == 0);
+  CHECK(zero_results.load() == kCallers);
+  CHECK(saw_payload.load() == kCallers);
+  CHECK(once.v == WEAVE_ONCE_DONE);
+
+  // Done for good: fn is not even looked at.
+  std::atomic<int> extra{0};
+  CHECK(weave_once_call(&once, must_not_run, &extra) == 0);
+  CHECK(weave_once_call_slow(&once, must_not_run, &extra) == 0);
+  CHECK(extra.load() == 0);
+}
+
+TEST_CASE("an fn result other than 0/-1 resets the flag and returns WEAVE_E_INVALID") {
+  weave_once_t once = {0};
+  CHECK(weave_once_call(&once, bad_result, nullptr) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_once_call"));
+  CHECK(once.v == 0);
+  std::atomic<int> runs{0};
+  CHECK(weave_once_call(&once, count_and_succeed, &runs) == 0);
+  CHECK(runs.load() == 1);
+  CHECK(once.v == WEAVE_ONCE_DONE);
+}
+
+namespace bad_with_waiter {
+weave_once_t once;
+weave_event_t release_runner;
+std::atomic<int> runner_result, waiter_result, waiter_runs;
+
+int slow_bad(void *) {
+  weave_event_wait(&release_runner);
+  return 5;
+}
+}  // namespace bad_with_waiter
+
+TEST_CASE("a bad fn result wakes the parked callers, and one of them runs fn again") {
+  using namespace bad_with_waiter;
+  once = weave_once_t{0};
+  release_runner = weave_event_t{0};
+  runner_result = waiter_result = -1000;
+  waiter_runs = 0;
+  Threads threads;
+  threads.start([] { runner_result = weave_once_call(&once, slow_bad, nullptr); });
+  REQUIRE(byte_becomes(once, WEAVE_ONCE_RUNNING));
+  threads.start([] { waiter_result = weave_once_call(&once, count_and_succeed, &waiter_runs); });
+  REQUIRE(byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED));
+  usleep(10 * 1000);
+  CHECK(waiter_result.load() == -1000);  // still parked behind the runner
+  weave_event_notify(&release_runner);
+  threads.join();
+  CHECK(runner_result.load() == WEAVE_E_INVALID);
+  CHECK(waiter_result.load() == 0);
+  CHECK(waiter_runs.load() == 1);
+  CHECK(once.v == WEAVE_ONCE_DONE);
+}
+
+TEST_CASE("once functions reject NULL and the process goes on") {
+  weave_once_t once = {0};
+  std::atomic<int> runs{0};
+  CHECK(weave_once_call(nullptr, count_and_succeed, &runs) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_once_call: once is NULL"));
+  CHECK(weave_once_call(&once, nullptr, nullptr) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_once_call: fn is NULL"));
+  CHECK(weave_once_call_slow(nullptr, count_and_succeed, &runs) == WEAVE_E_INVALID);
+  CHECK(weave_once_call_slow(&once, nullptr, nullptr) == WEAVE_E_INVALID);
+  CHECK(once.v == 0);
+  CHECK(runs.load() == 0);
+  // As the inline check: a done flag returns 0 before fn is looked at.
+  CHECK(weave_once_call(&once, count_and_succeed, &runs) == 0);
+  CHECK(weave_once_call(&once, nullptr, nullptr) == 0);
+  CHECK(runs.load() == 1);
+}
+
+TEST_CASE("the exported copy of weave_once_call behaves as the inline one") {
+  auto call = exported<int(weave_once_t *, weave_once_fn *, void *)>("weave_once_call");
+  weave_once_t once = {0};
+  int counter = 0;
+  for (int i = 0; i < 10; i++) {
+    int res = call(&once, init_maybe_fail, &counter);
+    CHECK(res == (i < 4 ? -1 : 0));
+  }
+  CHECK(counter == 5);
+  CHECK(call(&once, nullptr, nullptr) == 0);
+  CHECK(call(nullptr, init_maybe_fail, &counter) == WEAVE_E_INVALID);
+  weave_once_t fresh = {0};
+  CHECK(call(&fresh, nullptr, nullptr) == WEAVE_E_INVALID);
+  CHECK(call(&fresh, bad_result, nullptr) == WEAVE_E_INVALID);
+  CHECK(fresh.v == 0);
+}
