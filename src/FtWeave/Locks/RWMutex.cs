@@ -8,19 +8,18 @@ namespace FtWeave.Locks;
 /// weave_rwmutex_t: a writer-preferring reader-writer lock in one word,
 /// CPython's _PyRWMutex (Python/lock.c).
 ///
-///   bits           | meaning
-///   ---------------+---------------------------------------------------------
-///   0              | unlocked
-///   n&lt;&lt;2          | n readers hold it
-///   n&lt;&lt;2 | 2      | n readers hold it, a writer (and maybe readers) parked
-///   2              | unlocked, parked threads were just woken (a writer is
-///                  | about to take it; new readers keep out)
-///   1              | WriteLocked
-///   3              | WriteLocked, readers or other writers parked
+///   bits         | meaning
+///   -------------+---------------------------------------------------------
+///   bit 0        | WriteLocked
+///   bit 1        | HasParked: a writer (or readers behind one) waits; new
+///                | readers park instead of joining the current readers
+///   bits 2..     | number of readers holding the lock (ReaderShift)
 ///
-/// For example 8 = two readers, 10 = two readers and a waiting writer. A
-/// reader never joins while HasParked is set, so a waiting writer gets in
-/// once the current readers leave. Every release that finds HasParked wakes
+/// For example 1 = one writer; 8 = two readers; 10 = two readers and a
+/// waiting writer; 3 = a writer with readers parked behind it; 2 = unlocked,
+/// parked threads just woken (a writer is about to take it). A reader never
+/// joins while HasParked is set, so a waiting writer gets in once the
+/// current readers leave. Every release that finds HasParked wakes
 /// all parked threads; they re-run their acquire loops (and re-set HasParked
 /// if they must wait again). Not fair among writers, not reentrant.
 /// </summary>
