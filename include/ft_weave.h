@@ -13,6 +13,9 @@
  *   4. Locks                  status and flags, then one part per primitive:
  *                             mutex, raw mutex, event, once, recursive mutex,
  *                             RW mutex, seqlock, condition variable, statistics
+ *   5. Critical sections      PEP 703 sections over weave_mutex_t
+ *   6. Cross-library storage  per-thread and static values keyed by name,
+ *                             shared by every binary in the process
  *
  * Uncontended lock operations are static inline here (one atomic instruction
  * on the struct's own word) and fall back to exports whose names end in
@@ -775,6 +778,80 @@ WEAVE_STATIC_ASSERT(sizeof(weave_stats_t) == 40, "weave_stats_t layout");
 
 /* Fills *out; returns 0, or WEAVE_E_INVALID for NULL. */
 WEAVE_API int weave_stats(weave_stats_t *out);
+
+/* ======================================================================
+ * 5. Critical sections (PEP 703 semantics, over weave_mutex_t)
+ * ======================================================================
+ *
+ * A critical section locks a mutex for a block of code, like
+ * weave_mutex_lock/unlock, with one difference that makes lock ordering
+ * problems go away: while the thread blocks (on a contended mutex with
+ * WEAVE_LOCK_DETACH, which plain locks and section begins use, or in
+ * weave_park with detach), every section it is inside is *suspended*: their
+ * mutexes are released, and the innermost one is re-acquired when the thread
+ * continues; outer ones are re-acquired as the inner ones end. Two threads
+ * that take sections in opposite orders therefore cannot deadlock. The price
+ * (as in free-threaded CPython): an outer section does not protect its data
+ * across a blocking call made inside it.
+ *
+ *     WEAVE_BEGIN_CRITICAL_SECTION(&obj->mutex);
+ *     ... obj's fields are protected here ...
+ *     WEAVE_END_CRITICAL_SECTION();
+ *
+ * Sections live on the caller's stack, nest strictly (end the innermost
+ * first, on the same thread), and are per thread. Beginning a section on the
+ * mutex the innermost active section already holds locks nothing and pushes
+ * nothing (re-entry); the same for a two-mutex section on the innermost's
+ * mutexes. A two-mutex section locks in address order; the same mutex twice
+ * locks it once. Misuse (NULL, ending a section that is not the innermost)
+ * is recorded in weave_last_error() and changes nothing.
+ *
+ * Layouts (for static asserts only; fields are private):
+ *   _cs_prev:  previous innermost section, tagged: bit 0 = that section is
+ *              suspended, bit 1 = it is a two-mutex section.
+ *   _cs_mutex: the mutex held (NULL while locking, and for a re-entry). */
+typedef struct weave_critical_section {
+  uintptr_t _cs_prev;
+  weave_mutex_t *_cs_mutex;
+} weave_critical_section_t;
+
+typedef struct weave_critical_section2 {
+  weave_critical_section_t _cs_base;
+  weave_mutex_t *_cs_mutex2;
+} weave_critical_section2_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_critical_section_t) == 2 * sizeof(void *), "critical section layout");
+WEAVE_STATIC_ASSERT(sizeof(weave_critical_section2_t) == 3 * sizeof(void *), "critical section layout");
+
+/* Locks `m` (blocking like weave_mutex_lock) and makes `c` the innermost
+ * section of the calling thread. */
+WEAVE_API void weave_critical_section_begin(weave_critical_section_t *c, weave_mutex_t *m);
+/* Unlocks the mutex of `c`, which must be the innermost section, and resumes
+ * the enclosing section if it was suspended (which may block). */
+WEAVE_API void weave_critical_section_end(weave_critical_section_t *c);
+/* Locks m1 and m2 in address order (once if they are the same). */
+WEAVE_API void weave_critical_section2_begin(weave_critical_section2_t *c, weave_mutex_t *m1, weave_mutex_t *m2);
+WEAVE_API void weave_critical_section2_end(weave_critical_section2_t *c);
+/* Releases the mutexes of every section of the calling thread and marks them
+ * suspended (what a detach does). */
+WEAVE_API void weave_critical_section_suspend_all(void);
+/* Re-acquires the mutexes of the innermost section if it is suspended (what
+ * an attach does); outer sections resume as inner ones end. May block. */
+WEAVE_API void weave_critical_section_resume(void);
+
+#define WEAVE_BEGIN_CRITICAL_SECTION(m)      \
+  {                                          \
+    weave_critical_section_t _weave_cs;      \
+    weave_critical_section_begin(&_weave_cs, (m));
+#define WEAVE_END_CRITICAL_SECTION()         \
+    weave_critical_section_end(&_weave_cs);  \
+  }
+#define WEAVE_BEGIN_CRITICAL_SECTION2(m1, m2) \
+  {                                           \
+    weave_critical_section2_t _weave_cs2;     \
+    weave_critical_section2_begin(&_weave_cs2, (m1), (m2));
+#define WEAVE_END_CRITICAL_SECTION2()          \
+    weave_critical_section2_end(&_weave_cs2);  \
+  }
 
 #ifdef __cplusplus
 } /* extern "C" */
