@@ -52,7 +52,7 @@ bool finishes_within(std::chrono::milliseconds limit, Fn fn) {
 
 }  // namespace
 
-TEST_CASE("basic: begin locks, end unlocks; two mutexes; the same mutex twice") {
+TEST_CASE("basic: begin locks, end unlocks, two mutexes, the same mutex twice") {
   weave_mutex_t d1 = {0}, d2 = {0};
   WEAVE_BEGIN_CRITICAL_SECTION(&d1);
   CHECK(locked(&d1));
@@ -92,7 +92,7 @@ TEST_CASE("nest: re-entering the innermost section's mutex, 10 deep, with 1 and 
   CHECK(b._bits == 0);
 }
 
-TEST_CASE("suspend_all releases every section; resume re-takes the innermost; outer ones resume on end") {
+TEST_CASE("suspend_all releases every section, resume re-takes the innermost, outer ones resume on end") {
   weave_mutex_t a = {0}, b = {0};
   WEAVE_BEGIN_CRITICAL_SECTION(&a);
   CHECK(locked(&a));

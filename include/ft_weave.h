@@ -853,6 +853,67 @@ WEAVE_API void weave_critical_section_resume(void);
     weave_critical_section2_end(&_weave_cs2);  \
   }
 
+/* ======================================================================
+ * 6. Cross-library storage (Rust plugin_tls semantics, for C)
+ * ======================================================================
+ *
+ * `thread_local` and `static` variables belong to one binary: a host program
+ * and each plugin it dlopen()s get their own copies, even when they are built
+ * from the same source. These values instead live in one registry inside
+ * libft_weave.so, keyed by name, so every binary in the process that links
+ * the library sees the same per-thread and the same process-wide value:
+ *
+ *     long *count = weave_tls_get("myproject.stats:count", sizeof(long), NULL, NULL);
+ *     if (count != NULL) ++*count;      // the same long in the host and every plugin
+ *
+ * Keys are NUL-terminated strings of 1 to WEAVE_STORAGE_KEY_MAX bytes
+ * (convention "module.path:name"); the registry keeps its own copy, so nothing
+ * points into a plugin after it is unloaded. A key has one size and one kind
+ * (thread-local or static) for the life of the process; using it with another
+ * size or kind is WEAVE_E_MISMATCH. No initialisation call is needed.
+ *
+ * Values are zeroed, then initialised by `init(storage, arg)` if init is not
+ * NULL; init returns 0 (success) or -1 (failure: the value is discarded and
+ * the next get tries again). init runs outside every registry lock: it may
+ * get other keys; getting its own key (same thread) returns NULL with
+ * WEAVE_E_STATE. Failures return NULL and set weave_last_error(). After the
+ * first get of a key on a thread, gets take no lock (a per-thread cache).
+ */
+#define WEAVE_STORAGE_KEY_MAX 1024
+
+typedef int weave_storage_init_fn(void *storage, void *arg);
+
+/* The calling thread's value for `key` (created on first use on this thread).
+ * NULL on a bad key or size (WEAVE_E_INVALID), a size or kind mismatch
+ * (WEAVE_E_MISMATCH), a failed init, during this thread's storage teardown or
+ * its own init (WEAVE_E_STATE), or out of memory (WEAVE_E_NOMEM). The value
+ * stays valid until the thread exits or weave_storage_reset(). */
+WEAVE_API void *weave_tls_get(const char *key, size_t size, weave_storage_init_fn *init, void *arg);
+
+/* Sets the destructor run with each thread's value pointer at that thread's
+ * exit (after the thread-exit destructors of section 2), before the memory is
+ * freed; values are destroyed in reverse order of their creation on the
+ * thread. May be called before the key's first get. Returns 0,
+ * WEAVE_E_INVALID for a bad key or NULL destructor, WEAVE_E_MISMATCH for a
+ * static key. */
+WEAVE_API int weave_tls_set_destructor(const char *key, wvls_destructor_t destructor);
+
+/* The process-wide value for `key`, initialised exactly once even when many
+ * threads ask at the same time (the others wait, detached, for the first
+ * init). A failed init returns NULL and leaves the value uninitialised for a
+ * retry. Errors as weave_tls_get. Statics have no destructor. */
+WEAVE_API void *weave_static_get(const char *key, size_t size, weave_storage_init_fn *init, void *arg);
+
+/* Drops every value, for plugin unload: runs the destructors of the calling
+ * thread's values on this thread, frees every static, and forgets every
+ * key's destructor. Afterwards the next get of any key on any thread returns
+ * a freshly zeroed and initialised value. Other live threads' old values are
+ * freed without their destructor (which may live in the plugin being
+ * unloaded) at their next storage call or exit; pointers obtained before the
+ * reset must not be used after it. Returns how many values were dropped
+ * (the calling thread's plus the statics). */
+WEAVE_API int weave_storage_reset(void);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
