@@ -13,6 +13,9 @@
  *   4. Locks                  status and flags, then one part per primitive:
  *                             mutex, raw mutex, event, once, recursive mutex,
  *                             RW mutex, seqlock, condition variable, statistics
+ *   5. Critical sections      PEP 703 sections over weave_mutex_t
+ *   6. Cross-library storage  per-thread and static values keyed by name,
+ *                             shared by every binary in the process
  *
  * Uncontended lock operations are static inline here (one atomic instruction
  * on the struct's own word) and fall back to exports whose names end in
@@ -775,6 +778,141 @@ WEAVE_STATIC_ASSERT(sizeof(weave_stats_t) == 40, "weave_stats_t layout");
 
 /* Fills *out; returns 0, or WEAVE_E_INVALID for NULL. */
 WEAVE_API int weave_stats(weave_stats_t *out);
+
+/* ======================================================================
+ * 5. Critical sections (PEP 703 semantics, over weave_mutex_t)
+ * ======================================================================
+ *
+ * A critical section locks a mutex for a block of code, like
+ * weave_mutex_lock/unlock, with one difference that makes lock ordering
+ * problems go away: while the thread blocks (on a contended mutex with
+ * WEAVE_LOCK_DETACH, which plain locks and section begins use, or in
+ * weave_park with detach), every section it is inside is *suspended*: their
+ * mutexes are released, and the innermost one is re-acquired when the thread
+ * continues; outer ones are re-acquired as the inner ones end. Two threads
+ * that take sections in opposite orders therefore cannot deadlock. The price
+ * (as in free-threaded CPython): an outer section does not protect its data
+ * across a blocking call made inside it.
+ *
+ *     WEAVE_BEGIN_CRITICAL_SECTION(&obj->mutex);
+ *     ... obj's fields are protected here ...
+ *     WEAVE_END_CRITICAL_SECTION();
+ *
+ * Sections live on the caller's stack, nest strictly (end the innermost
+ * first, on the same thread), and are per thread. Beginning a section on the
+ * mutex the innermost active section already holds locks nothing and pushes
+ * nothing (re-entry); the same for a two-mutex section on the innermost's
+ * mutexes. A two-mutex section locks in address order; the same mutex twice
+ * locks it once. Misuse (NULL, ending a section that is not the innermost)
+ * is recorded in weave_last_error() and changes nothing.
+ *
+ * Layouts (for static asserts only; fields are private):
+ *   _cs_prev:  previous innermost section, tagged: bit 0 = that section is
+ *              suspended, bit 1 = it is a two-mutex section.
+ *   _cs_mutex: the mutex held (NULL while locking, and for a re-entry). */
+typedef struct weave_critical_section {
+  uintptr_t _cs_prev;
+  weave_mutex_t *_cs_mutex;
+} weave_critical_section_t;
+
+typedef struct weave_critical_section2 {
+  weave_critical_section_t _cs_base;
+  weave_mutex_t *_cs_mutex2;
+} weave_critical_section2_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_critical_section_t) == 2 * sizeof(void *), "critical section layout");
+WEAVE_STATIC_ASSERT(sizeof(weave_critical_section2_t) == 3 * sizeof(void *), "critical section layout");
+
+/* Locks `m` (blocking like weave_mutex_lock) and makes `c` the innermost
+ * section of the calling thread. */
+WEAVE_API void weave_critical_section_begin(weave_critical_section_t *c, weave_mutex_t *m);
+/* Unlocks the mutex of `c`, which must be the innermost section, and resumes
+ * the enclosing section if it was suspended (which may block). */
+WEAVE_API void weave_critical_section_end(weave_critical_section_t *c);
+/* Locks m1 and m2 in address order (once if they are the same). */
+WEAVE_API void weave_critical_section2_begin(weave_critical_section2_t *c, weave_mutex_t *m1, weave_mutex_t *m2);
+WEAVE_API void weave_critical_section2_end(weave_critical_section2_t *c);
+/* Releases the mutexes of every section of the calling thread and marks them
+ * suspended (what a detach does). */
+WEAVE_API void weave_critical_section_suspend_all(void);
+/* Re-acquires the mutexes of the innermost section if it is suspended (what
+ * an attach does); outer sections resume as inner ones end. May block. */
+WEAVE_API void weave_critical_section_resume(void);
+
+#define WEAVE_BEGIN_CRITICAL_SECTION(m)      \
+  {                                          \
+    weave_critical_section_t _weave_cs;      \
+    weave_critical_section_begin(&_weave_cs, (m));
+#define WEAVE_END_CRITICAL_SECTION()         \
+    weave_critical_section_end(&_weave_cs);  \
+  }
+#define WEAVE_BEGIN_CRITICAL_SECTION2(m1, m2) \
+  {                                           \
+    weave_critical_section2_t _weave_cs2;     \
+    weave_critical_section2_begin(&_weave_cs2, (m1), (m2));
+#define WEAVE_END_CRITICAL_SECTION2()          \
+    weave_critical_section2_end(&_weave_cs2);  \
+  }
+
+/* ======================================================================
+ * 6. Cross-library storage (Rust plugin_tls semantics, for C)
+ * ======================================================================
+ *
+ * `thread_local` and `static` variables belong to one binary: a host program
+ * and each plugin it dlopen()s get their own copies, even when they are built
+ * from the same source. These values instead live in one registry inside
+ * libft_weave.so, keyed by name, so every binary in the process that links
+ * the library sees the same per-thread and the same process-wide value:
+ *
+ *     long *count = weave_tls_get("myproject.stats:count", sizeof(long), NULL, NULL);
+ *     if (count != NULL) ++*count;      // the same long in the host and every plugin
+ *
+ * Keys are NUL-terminated strings of 1 to WEAVE_STORAGE_KEY_MAX bytes
+ * (convention "module.path:name"); the registry keeps its own copy, so nothing
+ * points into a plugin after it is unloaded. A key has one size and one kind
+ * (thread-local or static) for the life of the process; using it with another
+ * size or kind is WEAVE_E_MISMATCH. No initialisation call is needed.
+ *
+ * Values are zeroed, then initialised by `init(storage, arg)` if init is not
+ * NULL; init returns 0 (success) or -1 (failure: the value is discarded and
+ * the next get tries again). init runs outside every registry lock: it may
+ * get other keys; getting its own key (same thread) returns NULL with
+ * WEAVE_E_STATE. Failures return NULL and set weave_last_error(). After the
+ * first get of a key on a thread, gets take no lock (a per-thread cache).
+ */
+#define WEAVE_STORAGE_KEY_MAX 1024
+
+typedef int weave_storage_init_fn(void *storage, void *arg);
+
+/* The calling thread's value for `key` (created on first use on this thread).
+ * NULL on a bad key or size (WEAVE_E_INVALID), a size or kind mismatch
+ * (WEAVE_E_MISMATCH), a failed init, during this thread's storage teardown or
+ * its own init (WEAVE_E_STATE), or out of memory (WEAVE_E_NOMEM). The value
+ * stays valid until the thread exits or weave_storage_reset(). */
+WEAVE_API void *weave_tls_get(const char *key, size_t size, weave_storage_init_fn *init, void *arg);
+
+/* Sets the destructor run with each thread's value pointer at that thread's
+ * exit (after the thread-exit destructors of section 2), before the memory is
+ * freed; values are destroyed in reverse order of their creation on the
+ * thread. May be called before the key's first get. Returns 0,
+ * WEAVE_E_INVALID for a bad key or NULL destructor, WEAVE_E_MISMATCH for a
+ * static key. */
+WEAVE_API int weave_tls_set_destructor(const char *key, wvls_destructor_t destructor);
+
+/* The process-wide value for `key`, initialised exactly once even when many
+ * threads ask at the same time (the others wait, detached, for the first
+ * init). A failed init returns NULL and leaves the value uninitialised for a
+ * retry. Errors as weave_tls_get. Statics have no destructor. */
+WEAVE_API void *weave_static_get(const char *key, size_t size, weave_storage_init_fn *init, void *arg);
+
+/* Drops every value, for plugin unload: runs the destructors of the calling
+ * thread's values on this thread, frees every static, and forgets every
+ * key's destructor. Afterwards the next get of any key on any thread returns
+ * a freshly zeroed and initialised value. Other live threads' old values are
+ * freed without their destructor (which may live in the plugin being
+ * unloaded) at their next storage call or exit; pointers obtained before the
+ * reset must not be used after it. Returns how many values were dropped
+ * (the calling thread's plus the statics). */
+WEAVE_API int weave_storage_reset(void);
 
 #ifdef __cplusplus
 } /* extern "C" */

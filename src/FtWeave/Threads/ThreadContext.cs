@@ -33,6 +33,8 @@ internal unsafe struct ThreadContext
     public int Capacity;
     /// <summary>-1 while no destructor runs, else the round of the one running.</summary>
     public int RunningRound;
+    /// <summary>This thread's cross-library storage (Storage/ThreadLocalValues.cs), or NULL.</summary>
+    public void* Storage;
     public fixed byte LastError[LastErrorCapacity];
 }
 
@@ -112,6 +114,8 @@ internal static unsafe class ThreadContexts
     {
         ThreadContext* ctx = (ThreadContext*)obj;
         ThreadExitDestructors.RunAtExit(ctx);
+        // Storage values last: the destructors above may still use them.
+        Storage.ThreadLocalValues.OnThreadExit(ctx);
         // From here on the thread has no context; see t_tornDown.
         t_tornDown = true;
         t_current = null;
@@ -150,6 +154,29 @@ internal static unsafe class ThreadContexts
         return code;
     }
 
+    /// <summary>
+    /// Starts a detailed message for weave_last_error, built in place in the
+    /// thread's buffer (no allocation). Falls back to <paramref name="fallback"/>
+    /// (static text) when the thread has no context.
+    /// </summary>
+    internal static ErrorMessage BeginError(ReadOnlySpan<byte> fallback)
+    {
+        ThreadContext* ctx = t_current;
+        if (ctx == null && !t_tornDown)
+        {
+            ctx = Create(out _);
+        }
+        if (ctx == null)
+        {
+            fixed (byte* p = fallback)
+            {
+                t_fallbackError = p;
+            }
+            return default;
+        }
+        return new ErrorMessage(ctx->LastError, ThreadContext.LastErrorCapacity);
+    }
+
     /// <summary>The calling thread's last message; never NULL.</summary>
     internal static byte* LastError()
     {
@@ -167,5 +194,71 @@ internal static unsafe class ThreadContexts
         {
             return empty;
         }
+    }
+}
+
+/// <summary>
+/// Appends text and numbers to a thread's last-error buffer, truncating at its
+/// capacity and keeping it NUL-terminated after every append.
+/// </summary>
+internal unsafe struct ErrorMessage
+{
+    private readonly byte* _buffer;
+    private readonly int _capacity;
+    private int _length;
+
+    internal ErrorMessage(byte* buffer, int capacity)
+    {
+        _buffer = buffer;
+        _capacity = capacity;
+        _length = 0;
+        if (buffer != null)
+        {
+            buffer[0] = 0;
+        }
+    }
+
+    internal ErrorMessage Append(ReadOnlySpan<byte> text)
+    {
+        if (_buffer == null)
+        {
+            return this;
+        }
+        int room = _capacity - 1 - _length;
+        int n = Math.Min(room, text.Length);
+        // Stop at an embedded NUL (u8 literals passed with a trailing "\0").
+        int nul = text.Slice(0, n).IndexOf((byte)0);
+        if (nul >= 0)
+        {
+            n = nul;
+        }
+        text.Slice(0, n).CopyTo(new Span<byte>(_buffer + _length, room));
+        _length += n;
+        _buffer[_length] = 0;
+        return this;
+    }
+
+    internal ErrorMessage Append(byte* text, int length, int limit)
+    {
+        if (text == null)
+        {
+            return Append("(null)"u8);
+        }
+        Append(new ReadOnlySpan<byte>(text, Math.Min(length, limit)));
+        return length > limit ? Append("..."u8) : this;
+    }
+
+    internal ErrorMessage Append(ulong number)
+    {
+        Span<byte> digits = stackalloc byte[20];
+        number.TryFormat(digits, out int written);
+        return Append(digits.Slice(0, written));
+    }
+
+    internal ErrorMessage Append(long number)
+    {
+        Span<byte> digits = stackalloc byte[21];
+        number.TryFormat(digits, out int written);
+        return Append(digits.Slice(0, written));
     }
 }

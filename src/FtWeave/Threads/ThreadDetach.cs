@@ -1,16 +1,34 @@
 using FtWeave.Python;
+using FtWeave.Sections;
 
 namespace FtWeave.Threads;
 
 /// <summary>
 /// What a thread gives up while it sleeps with detach requested (weave_park's
-/// detach argument, WEAVE_LOCK_DETACH): its CPython thread state. The parking
-/// lot calls these outside its bucket locks.
+/// detach argument, WEAVE_LOCK_DETACH): its critical sections' mutexes and its
+/// CPython thread state, as CPython's own detach does. The parking lot calls
+/// these outside its bucket locks, after the thread is queued: a mutex
+/// released here may even wake the thread itself, which the parker absorbs.
 /// </summary>
 internal static class ThreadDetach
 {
     /// <summary>Returns a token for <see cref="AfterSleep"/>.</summary>
-    internal static nint BeforeSleep() => CPythonRuntime.Detach();
+    internal static nint BeforeSleep()
+    {
+        if (CriticalSections.Any)
+        {
+            CriticalSections.SuspendAll();
+        }
+        return CPythonRuntime.Detach();
+    }
 
-    internal static void AfterSleep(nint token) => CPythonRuntime.Restore(token);
+    internal static void AfterSleep(nint token)
+    {
+        CPythonRuntime.Restore(token);
+        if (CriticalSections.Any)
+        {
+            // Only the innermost section; outer ones resume as inner ones end.
+            CriticalSections.Resume();
+        }
+    }
 }

@@ -1,0 +1,351 @@
+// Critical sections (ft_weave.h section 5). The first cases port CPython's
+// Modules/_testinternalcapi/test_critical_sections.c (the ones that need no
+// interpreter); PyDict objects become plain weave_mutex_t, and
+// Py_BEGIN/END_ALLOW_THREADS becomes suspend_all/resume.
+#include "weave_test.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+bool locked(weave_mutex_t *m) { return weave_mutex_is_locked(m) != 0; }
+
+void lock_unlock_one(weave_mutex_t *m, int depth) {
+  WEAVE_BEGIN_CRITICAL_SECTION(m);
+  if (depth > 0) lock_unlock_one(m, depth - 1);
+  WEAVE_END_CRITICAL_SECTION();
+}
+
+void lock_unlock_two(weave_mutex_t *a, weave_mutex_t *b, int depth) {
+  WEAVE_BEGIN_CRITICAL_SECTION2(a, b);
+  if (depth > 0) lock_unlock_two(a, b, depth - 1);
+  WEAVE_END_CRITICAL_SECTION2();
+}
+
+// Runs fn on a thread and fails the test instead of hanging when it has not
+// finished after `limit` (the thread is then left blocked; the process ends
+// with the failure).
+template <typename Fn>
+bool finishes_within(std::chrono::milliseconds limit, Fn fn) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread([done, fn] {
+    fn();
+    done->store(true);
+  }).detach();
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (!done->load()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("basic: begin locks, end unlocks, two mutexes, the same mutex twice") {
+  weave_mutex_t d1 = {0}, d2 = {0};
+  WEAVE_BEGIN_CRITICAL_SECTION(&d1);
+  CHECK(locked(&d1));
+  CHECK_FALSE(locked(&d2));
+  WEAVE_END_CRITICAL_SECTION();
+  CHECK_FALSE(locked(&d1));
+
+  WEAVE_BEGIN_CRITICAL_SECTION2(&d1, &d2);
+  CHECK(locked(&d1));
+  CHECK(locked(&d2));
+  WEAVE_END_CRITICAL_SECTION2();
+  CHECK_FALSE(locked(&d1));
+  CHECK_FALSE(locked(&d2));
+
+  // Passing the same mutex twice locks it once (and does not deadlock).
+  WEAVE_BEGIN_CRITICAL_SECTION2(&d2, &d2);
+  CHECK(d2._bits == WEAVE_MUTEX_LOCKED);
+  WEAVE_END_CRITICAL_SECTION2();
+  CHECK(d2._bits == 0);
+}
+
+TEST_CASE("nest: re-entering the innermost section's mutex, 10 deep, with 1 and 2 mutexes") {
+  weave_mutex_t a = {0}, b = {0};
+  WEAVE_BEGIN_CRITICAL_SECTION(&a);
+  CHECK(locked(&a));
+  lock_unlock_one(&a, 10);
+  CHECK(locked(&a));
+  WEAVE_END_CRITICAL_SECTION();
+  CHECK_FALSE(locked(&a));
+
+  WEAVE_BEGIN_CRITICAL_SECTION2(&b, &a);
+  lock_unlock_two(&a, &b, 10);
+  CHECK(locked(&a));
+  CHECK(locked(&b));
+  WEAVE_END_CRITICAL_SECTION2();
+  CHECK(a._bits == 0);
+  CHECK(b._bits == 0);
+}
+
+TEST_CASE("suspend_all releases every section, resume re-takes the innermost, outer ones resume on end") {
+  weave_mutex_t a = {0}, b = {0};
+  WEAVE_BEGIN_CRITICAL_SECTION(&a);
+  CHECK(locked(&a));
+  weave_critical_section_suspend_all();
+  CHECK_FALSE(locked(&a));
+  weave_critical_section_resume();
+  CHECK(locked(&a));
+
+  WEAVE_BEGIN_CRITICAL_SECTION(&b);
+  weave_critical_section_suspend_all();
+  CHECK_FALSE(locked(&a));
+  CHECK_FALSE(locked(&b));
+  weave_critical_section_resume();
+  CHECK(locked(&b));
+  CHECK_FALSE(locked(&a));  // the outer section stays suspended ...
+  WEAVE_END_CRITICAL_SECTION();
+  CHECK(locked(&a));        // ... until the inner one ends
+  CHECK_FALSE(locked(&b));
+  WEAVE_END_CRITICAL_SECTION();
+  CHECK(a._bits == 0);
+  // Resume with nothing suspended, suspend with no section: harmless.
+  weave_critical_section_resume();
+  weave_critical_section_suspend_all();
+}
+
+TEST_CASE("1-mutex re-acquisition pushes nothing and locks nothing") {
+  weave_mutex_t a = {0};
+  weave_critical_section_t cs1, cs2;
+  weave_critical_section_begin(&cs1, &a);
+  CHECK(locked(&a));
+  weave_critical_section_begin(&cs2, &a);
+  CHECK(cs2._cs_mutex == nullptr);
+  CHECK(locked(&a));
+  weave_critical_section_end(&cs2);
+  CHECK(locked(&a));
+  // cs1 is still the innermost: ending it works (a non-innermost end would be refused).
+  weave_critical_section_end(&cs1);
+  CHECK_FALSE(locked(&a));
+}
+
+TEST_CASE("2-mutex re-acquisition: either mutex of the innermost pair, or the pair itself") {
+  weave_mutex_t a = {0}, b = {0};
+  weave_critical_section2_t cs;
+  weave_critical_section2_begin(&cs, &a, &b);
+  CHECK(locked(&a));
+  CHECK(locked(&b));
+
+  weave_critical_section_t a_cs, b_cs;
+  weave_critical_section_begin(&a_cs, &a);
+  CHECK(a_cs._cs_mutex == nullptr);
+  weave_critical_section_end(&a_cs);
+  CHECK(locked(&a));
+  weave_critical_section_begin(&b_cs, &b);
+  CHECK(b_cs._cs_mutex == nullptr);
+  weave_critical_section_end(&b_cs);
+  CHECK(locked(&b));
+
+  weave_critical_section2_t again;
+  weave_critical_section2_begin(&again, &b, &a);
+  CHECK(again._cs_base._cs_mutex == nullptr);
+  weave_critical_section2_end(&again);
+  CHECK(locked(&a));
+  CHECK(locked(&b));
+
+  weave_critical_section2_end(&cs);
+  CHECK(a._bits == 0);
+  CHECK(b._bits == 0);
+}
+
+TEST_CASE("two-mutex sections lock in address order whatever the argument order") {
+  weave_mutex_t pair[2] = {{0}, {0}};
+  // Both orders on two threads at once, many times: any order inversion would deadlock.
+  std::atomic<bool> go{false};
+  auto worker = [&](bool reversed) {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; i < 20000; i++) {
+      if (reversed) {
+        WEAVE_BEGIN_CRITICAL_SECTION2(&pair[1], &pair[0]);
+        WEAVE_END_CRITICAL_SECTION2();
+      } else {
+        WEAVE_BEGIN_CRITICAL_SECTION2(&pair[0], &pair[1]);
+        WEAVE_END_CRITICAL_SECTION2();
+      }
+    }
+  };
+  REQUIRE(finishes_within(30s, [&] {
+    std::thread t1(worker, false), t2(worker, true);
+    go = true;
+    t1.join();
+    t2.join();
+  }));
+  CHECK(pair[0]._bits == 0);
+  CHECK(pair[1]._bits == 0);
+}
+
+namespace {
+// Catch2 assertions are not thread-safe: worker threads count failures here
+// and the test thread checks the counts.
+struct ThreadsData {
+  weave_mutex_t obj1{}, obj2{}, obj3{};
+  long counter = 0;  // protected by obj1
+  std::atomic<int> failures{0};
+};
+
+void threads_worker(ThreadsData *d) {
+  for (int i = 0; i < 200; i++) {
+    WEAVE_BEGIN_CRITICAL_SECTION(&d->obj1);
+    d->counter++;
+    WEAVE_END_CRITICAL_SECTION();
+
+    WEAVE_BEGIN_CRITICAL_SECTION(&d->obj2);
+    lock_unlock_one(&d->obj1, 1);
+    WEAVE_END_CRITICAL_SECTION();
+
+    WEAVE_BEGIN_CRITICAL_SECTION2(&d->obj3, &d->obj1);
+    lock_unlock_one(&d->obj2, 2);
+    WEAVE_END_CRITICAL_SECTION2();
+
+    WEAVE_BEGIN_CRITICAL_SECTION(&d->obj3);
+    // Detach inside: a short real sleep in the parking lot with detach
+    // suspends the section; the explicit pair does the same.
+    uint8_t word = 0, expected = 0;
+    if (weave_park(&word, &expected, 1, 20000, nullptr, 1) != WEAVE_PARK_TIMEOUT) d->failures++;
+    if (!locked(&d->obj3)) d->failures++;  // resumed after the sleep
+    weave_critical_section_suspend_all();
+    weave_critical_section_resume();
+    if (!locked(&d->obj3)) d->failures++;
+    WEAVE_END_CRITICAL_SECTION();
+  }
+}
+}  // namespace
+
+TEST_CASE("4 threads x 200 iterations of mixed nested sections with detach inside") {
+  ThreadsData data;
+  REQUIRE(finishes_within(60s, [&] {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; i++) threads.emplace_back(threads_worker, &data);
+    for (auto &t : threads) t.join();
+  }));
+  CHECK(data.counter == 800);
+  CHECK(data.failures.load() == 0);
+  CHECK(data.obj1._bits == 0);
+  CHECK(data.obj2._bits == 0);
+  CHECK(data.obj3._bits == 0);
+}
+
+TEST_CASE("opposite orders on two threads: deadlock with plain mutexes, none with sections") {
+  weave_mutex_t a = {0}, b = {0};
+  // Each thread takes its first section, waits until the other holds its first,
+  // then asks for the other's mutex. With weave_mutex_lock/unlock this is the
+  // textbook deadlock; with sections the blocked thread suspends its outer
+  // section, so the other can proceed.
+  for (int round = 0; round < 20; round++) {
+    std::atomic<int> holding{0}, failures{0};
+    auto worker = [&](weave_mutex_t *first, weave_mutex_t *second) {
+      WEAVE_BEGIN_CRITICAL_SECTION(first);
+      holding.fetch_add(1);
+      while (holding.load() < 2) std::this_thread::yield();
+      WEAVE_BEGIN_CRITICAL_SECTION(second);
+      if (!locked(second)) failures++;
+      WEAVE_END_CRITICAL_SECTION();
+      if (!locked(first)) failures++;  // resumed when the inner section ended
+      WEAVE_END_CRITICAL_SECTION();
+    };
+    REQUIRE(finishes_within(30s, [&] {
+      std::thread t1(worker, &a, &b), t2(worker, &b, &a);
+      t1.join();
+      t2.join();
+    }));
+    CHECK(failures.load() == 0);
+    CHECK(a._bits == 0);
+    CHECK(b._bits == 0);
+  }
+}
+
+TEST_CASE("control: the same opposite orders with plain mutexes do deadlock (seen as mutual timeouts)") {
+  weave_mutex_t a = {0}, b = {0};
+  std::atomic<int> holding{0};
+  std::atomic<int> got_second{0};
+  auto worker = [&](weave_mutex_t *first, weave_mutex_t *second) {
+    weave_mutex_lock(first);
+    holding.fetch_add(1);
+    while (holding.load() < 2) std::this_thread::yield();
+    // Neither can get its second mutex while the other holds it: a real
+    // deadlock, made visible by the timeout instead of hanging.
+    if (weave_mutex_lock_timed(second, 100 * 1000 * 1000, WEAVE_LOCK_DETACH) == WEAVE_LOCK_ACQUIRED) {
+      got_second++;
+      weave_mutex_unlock(second);
+    }
+    holding.fetch_add(1);
+    while (holding.load() < 4) std::this_thread::yield();  // keep `first` until both gave up
+    weave_mutex_unlock(first);
+  };
+  std::thread t1(worker, &a, &b), t2(worker, &b, &a);
+  t1.join();
+  t2.join();
+  CHECK(got_second.load() == 0);
+  CHECK(a._bits == 0);
+  CHECK(b._bits == 0);
+}
+
+TEST_CASE("a plain weave_mutex_lock that parks suspends the caller's sections") {
+  weave_mutex_t a = {0}, x = {0};
+  weave_mutex_lock(&x);  // held by this (main) thread
+  std::atomic<bool> in_section{false}, resumed_ok{false};
+  std::thread t([&] {
+    WEAVE_BEGIN_CRITICAL_SECTION(&a);
+    in_section = true;
+    weave_mutex_lock(&x);  // contended: parks with detach, suspending the section on a
+    resumed_ok = locked(&a);
+    weave_mutex_unlock(&x);
+    WEAVE_END_CRITICAL_SECTION();
+  });
+  while (!in_section.load()) std::this_thread::yield();
+  // While t is parked, a is released: we can take it (bounded wait).
+  auto until = std::chrono::steady_clock::now() + 20s;
+  int acquired = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    if (weave_mutex_lock_timed(&a, 10 * 1000 * 1000, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_ACQUIRED) {
+      acquired = 1;
+      break;
+    }
+  }
+  REQUIRE(acquired == 1);
+  CHECK(weave_mutex_unlock(&a) == 0);
+  CHECK(weave_mutex_unlock(&x) == 0);
+  t.join();
+  CHECK(resumed_ok.load());
+  CHECK(a._bits == 0);
+  CHECK(x._bits == 0);
+}
+
+TEST_CASE("misuse: NULL, and ending a section that is not the innermost") {
+  weave_mutex_t a = {0}, b = {0};
+  weave_critical_section_t cs;
+  weave_critical_section2_t cs2;
+  weave_critical_section_begin(nullptr, &a);
+  CHECK(std::string(weave_last_error()).find("NULL") != std::string::npos);
+  weave_critical_section_begin(&cs, nullptr);
+  weave_critical_section2_begin(&cs2, &a, nullptr);
+  weave_critical_section_end(nullptr);
+  weave_critical_section2_end(nullptr);
+  CHECK(a._bits == 0);
+
+  weave_critical_section_t outer, inner;
+  weave_critical_section_begin(&outer, &a);
+  weave_critical_section_begin(&inner, &b);
+  weave_critical_section_end(&outer);  // not the innermost: refused, nothing changes
+  CHECK(std::string(weave_last_error()).find("not the innermost") != std::string::npos);
+  CHECK(locked(&a));
+  CHECK(locked(&b));
+  weave_critical_section_end(&inner);
+  weave_critical_section_end(&outer);
+  CHECK(a._bits == 0);
+  CHECK(b._bits == 0);
+}
