@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Threading;
 
 namespace FtWeave.Interop;
 
@@ -28,7 +29,11 @@ internal static unsafe partial class Futex
         public long tv_nsec; // long
     }
 
-    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    // No SetLastError: the marshaller keeps the captured errno in a thread
+    // static, and the first touch of the thread-static block allocates it on
+    // the GC heap (144 bytes per thread, on the thread's first park). Wait
+    // below derives the outcome without errno instead.
+    [LibraryImport("libc", EntryPoint = "syscall")]
     private static partial nint Syscall(nint number, int* uaddr, nint op, nint val, Timespec* timeout, int* uaddr2, nint val3);
 
     // A wake never blocks and is short: no GC transition needed.
@@ -46,8 +51,12 @@ internal static unsafe partial class Futex
     /// <summary>
     /// Sleeps while <c>*address == expected</c>, until woken or until the
     /// absolute monotonic <paramref name="deadlineNs"/> (&lt; 0: no deadline).
-    /// Returns 0 when woken (or spuriously), else the errno: EAGAIN (value
-    /// differed), ETIMEDOUT, EINTR.
+    /// Returns 0 when woken (or spuriously), else EAGAIN (value differed),
+    /// ETIMEDOUT or EINTR. These are inferred, not read from errno (see
+    /// Syscall): a changed word means EAGAIN (or a wake), a passed deadline
+    /// ETIMEDOUT (FUTEX_WAIT_BITSET times out on the same clock), anything
+    /// else EINTR. The callers re-check the word and the clock anyway; an
+    /// EINTR that lands after the deadline is reported as ETIMEDOUT.
     /// </summary>
     internal static int Wait(int* address, int expected, long deadlineNs)
     {
@@ -62,7 +71,19 @@ internal static unsafe partial class Futex
         // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
         // retry after EINTR needs no recomputation of the remaining time.
         nint rc = Syscall(SysFutex, address, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, timeout, null, FUTEX_BITSET_MATCH_ANY);
-        return rc == 0 ? 0 : Marshal.GetLastPInvokeError();
+        if (rc == 0)
+        {
+            return 0;
+        }
+        if (Volatile.Read(ref *address) != expected)
+        {
+            return EAGAIN;
+        }
+        if (deadlineNs >= 0 && MonotonicNow() >= deadlineNs)
+        {
+            return ETIMEDOUT;
+        }
+        return EINTR;
     }
 
     /// <summary>Wakes at most <paramref name="count"/> threads waiting on <paramref name="address"/>.</summary>

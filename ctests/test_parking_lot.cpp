@@ -1,0 +1,436 @@
+// ft_weave.h section 3, "Parking lot": weave_park, weave_unpark,
+// weave_unpark_all, weave_parking_lot_after_fork.
+#include "test_util.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using ftw_test::native_thread;
+using ftw_test::now_ns;
+using ftw_test::sleep_ms;
+using ftw_test::stats;
+using ftw_test::wait_until;
+
+namespace {
+
+// Parks are counted after the waiter is queued, so "parks grew by n" means n
+// threads are in the queue (or already woken). Each test case is its own
+// process: nothing else parks meanwhile.
+bool wait_parks(uint64_t base, uint64_t n) {
+  return wait_until([&] { return stats().parks >= base + n; });
+}
+
+struct unpark_record {
+  int calls = 0;
+  void *park_arg = reinterpret_cast<void *>(1);
+  int has_more = -1;
+  void *arg = nullptr;
+};
+
+extern "C" void record_unpark(void *arg, void *park_arg, int has_more_waiters) {
+  auto *r = static_cast<unpark_record *>(arg);
+  r->calls++;
+  r->arg = arg;
+  r->park_arg = park_arg;
+  r->has_more = has_more_waiters;
+}
+
+}  // namespace
+
+TEST_CASE("park returns AGAIN at once when the value differs (sizes 1, 2, 4, 8)") {
+  alignas(8) uint8_t b = 1;
+  alignas(8) uint16_t h = 1;
+  alignas(8) uint32_t w = 1;
+  alignas(8) uint64_t d = 1;
+  uint8_t eb = 2;
+  uint16_t eh = 2;
+  uint32_t ew = 2;
+  uint64_t ed = 2;
+  // Only the compared bytes count: a 64-bit value that differs in its top byte.
+  uint64_t ed_high = 1 | (uint64_t(1) << 56);
+  uint64_t parks = stats().parks;
+  CHECK(weave_park(&b, &eb, 1, -1, nullptr, 0) == WEAVE_PARK_AGAIN);
+  CHECK(weave_park(&h, &eh, 2, -1, nullptr, 0) == WEAVE_PARK_AGAIN);
+  CHECK(weave_park(&w, &ew, 4, -1, nullptr, 0) == WEAVE_PARK_AGAIN);
+  CHECK(weave_park(&d, &ed, 8, -1, nullptr, 0) == WEAVE_PARK_AGAIN);
+  CHECK(weave_park(&d, &ed_high, 8, -1, nullptr, 0) == WEAVE_PARK_AGAIN);
+  // Also with detach and a timeout.
+  CHECK(weave_park(&w, &ew, 4, 1000000, nullptr, 1) == WEAVE_PARK_AGAIN);
+  CHECK(stats().parks == parks);
+}
+
+TEST_CASE("park refuses bad sizes, misaligned addresses and NULL with WEAVE_E_INVALID") {
+  alignas(16) uint8_t buf[32] = {0};
+  uint8_t zero[16] = {0};
+  for (size_t size : {size_t(0), size_t(3), size_t(5), size_t(16), size_t(7), size_t(64)}) {
+    INFO("size " << size);
+    CHECK(weave_park(buf, zero, size, 0, nullptr, 0) == WEAVE_E_INVALID);
+    CHECK(std::string(weave_last_error()).find("address_size") != std::string::npos);
+  }
+  CHECK(weave_park(buf + 1, zero, 2, 0, nullptr, 0) == WEAVE_E_INVALID);
+  CHECK(std::string(weave_last_error()).find("aligned") != std::string::npos);
+  CHECK(weave_park(buf + 2, zero, 4, 0, nullptr, 0) == WEAVE_E_INVALID);
+  CHECK(weave_park(buf + 4, zero, 8, 0, nullptr, 0) == WEAVE_E_INVALID);
+  CHECK(weave_park(buf + 1, zero, 1, 0, nullptr, 0) == WEAVE_PARK_TIMEOUT);  // any byte is aligned
+  CHECK(weave_park(buf + 2, zero, 2, 0, nullptr, 0) == WEAVE_PARK_TIMEOUT);
+  CHECK(weave_park(nullptr, zero, 1, 0, nullptr, 0) == WEAVE_E_INVALID);
+  CHECK(weave_park(buf, nullptr, 1, 0, nullptr, 0) == WEAVE_E_INVALID);
+  CHECK(weave_unpark(nullptr, nullptr, nullptr) == WEAVE_E_INVALID);
+  CHECK(weave_unpark_all(nullptr) == WEAVE_E_INVALID);
+}
+
+TEST_CASE("park with timeout 0 returns TIMEOUT without sleeping") {
+  uint32_t w = 7;
+  uint32_t e = 7;
+  uint64_t parks = stats().parks;
+  int64_t t0 = now_ns();
+  for (int i = 0; i < 1000; i++) {
+    REQUIRE(weave_park(&w, &e, 4, 0, nullptr, 0) == WEAVE_PARK_TIMEOUT);
+  }
+  int64_t elapsed = now_ns() - t0;
+  CHECK(stats().parks == parks);
+  CHECK(elapsed < 500000000);  // 1000 checks; a single real sleep would be visible in parks
+}
+
+TEST_CASE("park with 5 ms returns TIMEOUT after about 5 ms") {
+  uint8_t b = 1;
+  uint8_t e = 1;
+  uint64_t parks = stats().parks;
+  int64_t t0 = now_ns();
+  CHECK(weave_park(&b, &e, 1, 5000000, nullptr, 0) == WEAVE_PARK_TIMEOUT);
+  int64_t elapsed = now_ns() - t0;
+  CHECK(elapsed >= 5000000);
+  CHECK(elapsed < 1000000000);
+  CHECK(stats().parks == parks + 1);
+  // The timed-out waiter left the queue: nobody is woken.
+  CHECK(weave_unpark(&b, nullptr, nullptr) == 0);
+}
+
+TEST_CASE("unpark with no waiter returns 0 and still runs the callback (NULL, 0)") {
+  uint8_t b = 0;
+  unpark_record r;
+  CHECK(weave_unpark(&b, record_unpark, &r) == 0);
+  CHECK(r.calls == 1);
+  CHECK(r.arg == &r);
+  CHECK(r.park_arg == nullptr);
+  CHECK(r.has_more == 0);
+  CHECK(weave_unpark(&b, nullptr, nullptr) == 0);  // fn may be NULL
+  CHECK(weave_unpark_all(&b) == 0);
+}
+
+TEST_CASE("waiters on one address wake in FIFO order; the callback sees park_arg and has_more") {
+  constexpr int kWaiters = 3;
+  alignas(4) uint32_t word = 5;
+  uint32_t expected = 5;
+  int tags[kWaiters] = {100, 101, 102};
+  std::atomic<int> results[kWaiters];
+  std::atomic<int> woken_order[kWaiters];
+  std::atomic<int> woken_count{0};
+  for (int i = 0; i < kWaiters; i++) {
+    results[i] = -1000;
+    woken_order[i] = -1;
+  }
+  std::vector<std::unique_ptr<native_thread>> threads;
+  uint64_t parks = stats().parks;
+  for (int i = 0; i < kWaiters; i++) {
+    threads.emplace_back(new native_thread([&, i] {
+      results[i] = weave_park(&word, &expected, 4, -1, &tags[i], 0);
+      woken_order[woken_count.fetch_add(1)] = i;
+    }));
+    // The next one starts only once this one is queued: a known order.
+    REQUIRE(wait_parks(parks, uint64_t(i) + 1));
+  }
+  const int expected_more[kWaiters] = {1, 1, 0};
+  for (int i = 0; i < kWaiters; i++) {
+    INFO("unpark " << i);
+    unpark_record r;
+    CHECK(weave_unpark(&word, record_unpark, &r) == 1);
+    CHECK(r.calls == 1);
+    CHECK(r.park_arg == &tags[i]);
+    CHECK(r.has_more == expected_more[i]);
+    REQUIRE(wait_until([&] { return woken_count.load() == i + 1; }));
+    CHECK(woken_order[i] == i);
+    CHECK(results[i] == WEAVE_PARK_OK);
+  }
+  for (auto &t : threads) {
+    t->join();
+  }
+  unpark_record r;
+  CHECK(weave_unpark(&word, record_unpark, &r) == 0);
+  CHECK(r.park_arg == nullptr);
+}
+
+TEST_CASE("unpark_all wakes every waiter of one address and none of its neighbour") {
+  // Two adjacent bytes of one array: they may share a bucket, and waiters of
+  // one must never be taken for waiters of the other.
+  uint8_t bytes[2] = {1, 1};
+  uint8_t expected = 1;
+  std::atomic<int> woken_a{0};
+  std::atomic<int> woken_b{0};
+  std::atomic<int> not_ok{0};
+  std::vector<std::unique_ptr<native_thread>> threads;
+  uint64_t parks = stats().parks;
+  for (int i = 0; i < 5; i++) {
+    bool on_a = i % 2 == 0;  // 3 on bytes[0], 2 on bytes[1], interleaved in the queue
+    threads.emplace_back(new native_thread([&, on_a] {
+      int rc = weave_park(on_a ? &bytes[0] : &bytes[1], &expected, 1, -1, nullptr, 0);
+      if (rc != WEAVE_PARK_OK) {
+        not_ok++;
+      }
+      (on_a ? woken_a : woken_b)++;
+    }));
+    REQUIRE(wait_parks(parks, uint64_t(i) + 1));
+  }
+  unpark_record r;
+  CHECK(weave_unpark_all(&bytes[0]) == 3);
+  REQUIRE(wait_until([&] { return woken_a.load() == 3; }));
+  sleep_ms(20);
+  CHECK(woken_b == 0);  // still parked
+  // The neighbour's first waiter is still queued and is the only one left with a successor.
+  CHECK(weave_unpark(&bytes[1], record_unpark, &r) == 1);
+  CHECK(r.has_more == 1);
+  CHECK(weave_unpark_all(&bytes[1]) == 1);
+  for (auto &t : threads) {
+    t->join();
+  }
+  CHECK(woken_b == 2);
+  CHECK(not_ok == 0);
+  CHECK(weave_unpark_all(&bytes[0]) == 0);
+  CHECK(weave_unpark_all(&bytes[1]) == 0);
+}
+
+TEST_CASE("park/unpark storm: every wake is consumed exactly once") {
+  // Parkers park with short timeouts while unparkers race them. A wake that a
+  // waker reports (unpark's 1, unpark_all's count) must be the OK return of
+  // exactly one parker, even when it races that parker's timeout.
+  constexpr int kParkers = 6;
+  constexpr int kParksEach = 400;
+  constexpr int kUnparkers = 2;
+  uint8_t slots[4] = {0, 0, 0, 0};  // adjacent addresses, all "0 = keep sleeping"
+  uint8_t expected = 0;
+  std::atomic<long> ok{0};
+  std::atomic<long> timeouts{0};
+  std::atomic<long> others{0};
+  std::atomic<long> reported{0};
+  std::atomic<int> parkers_done{0};
+  std::vector<std::unique_ptr<native_thread>> threads;
+  int64_t t0 = now_ns();
+  for (int p = 0; p < kParkers; p++) {
+    threads.emplace_back(new native_thread([&, p] {
+      for (int i = 0; i < kParksEach; i++) {
+        uint8_t *addr = &slots[(p + i) % 4];
+        int64_t timeout = 50000 + 50000 * ((p * 7 + i) % 5);  // 50..250 us
+        int rc = weave_park(addr, &expected, 1, timeout, nullptr, 0);
+        if (rc == WEAVE_PARK_OK) {
+          ok++;
+        } else if (rc == WEAVE_PARK_TIMEOUT) {
+          timeouts++;
+        } else {
+          others++;
+        }
+      }
+      parkers_done++;
+    }));
+  }
+  for (int u = 0; u < kUnparkers; u++) {
+    threads.emplace_back(new native_thread([&, u] {
+      long mine = 0;
+      unsigned i = u;
+      while (parkers_done.load() < kParkers) {
+        uint8_t *addr = &slots[i % 4];
+        int rc = (i % 16 == 0) ? weave_unpark_all(addr) : weave_unpark(addr, nullptr, nullptr);
+        if (rc > 0) {
+          mine += rc;
+        }
+        if (i % 3 == 0) {
+          sched_yield();
+        }
+        i++;
+      }
+      reported += mine;
+    }));
+  }
+  for (auto &t : threads) {
+    t->join();
+  }
+  int64_t elapsed = now_ns() - t0;
+  INFO("ok " << ok << ", timeouts " << timeouts << ", reported " << reported);
+  CHECK(others == 0);
+  CHECK(ok + timeouts == long(kParkers) * kParksEach);
+  CHECK(ok == reported);
+  CHECK(elapsed < 60LL * 1000000000);
+  for (auto &s : slots) {
+    CHECK(weave_unpark_all(&s) == 0);
+  }
+}
+
+TEST_CASE("detach without CPython in the process is a no-op") {
+  uint64_t word = 9;
+  uint64_t expected = 9;
+  CHECK(weave_park(&word, &expected, 8, 1000000, nullptr, 1) == WEAVE_PARK_TIMEOUT);
+  std::atomic<int> rc{-1000};
+  uint64_t parks = stats().parks;
+  native_thread waiter([&] { rc = weave_park(&word, &expected, 8, -1, &word, 1); });
+  REQUIRE(wait_parks(parks, 1));
+  unpark_record r;
+  CHECK(weave_unpark(&word, record_unpark, &r) == 1);
+  CHECK(r.park_arg == &word);
+  waiter.join();
+  CHECK(rc == WEAVE_PARK_OK);
+  // And a mutex's plain lock, which parks with detach.
+  weave_mutex_t m = {0};
+  weave_mutex_lock(&m);
+  parks = stats().parks;
+  native_thread locker([&] {
+    weave_mutex_lock(&m);
+    weave_mutex_unlock(&m);
+  });
+  REQUIRE(wait_parks(parks, 1));
+  CHECK(weave_mutex_unlock(&m) == 0);
+  locker.join();
+  CHECK(m._bits == 0);
+}
+
+// ---- fork -------------------------------------------------------------------
+
+namespace {
+
+// Runs in the fork child, where only the forking thread exists. No Catch2
+// here: the exit code says which step failed.
+int child_after_fork(uint8_t *parked_on, weave_mutex_t *held) {
+  weave_parking_lot_after_fork();  // already run by pthread_atfork; again is harmless
+  weave_parking_lot_after_fork();
+  // The parent's waiters do not exist here and must not be "woken".
+  if (weave_unpark_all(parked_on) != 0) return 10;
+  if (weave_unpark(held, nullptr, nullptr) != 0) return 11;
+  // Park and time out on the same address and bucket.
+  uint8_t expected = *parked_on;
+  if (weave_park(parked_on, &expected, 1, 1000000, nullptr, 0) != WEAVE_PARK_TIMEOUT) return 12;
+  // The inherited mutex is locked with has_parked, by a thread that is gone.
+  // This mutex records no owner, so the child may release it: the slow path
+  // finds an empty queue and clears the byte.
+  if (held->_bits != 3) return 13;
+  if (weave_mutex_unlock(held) != 0) return 14;
+  if (held->_bits != 0) return 15;
+  // Locks work, contended, with a thread started in the child.
+  weave_mutex_t fresh = {0};
+  struct shared_t {
+    weave_mutex_t *a;
+    weave_mutex_t *b;
+    long counter;
+    uint8_t flag;
+  } s{held, &fresh, 0, 0};
+  weave_mutex_lock(held);
+  pthread_t t;
+  if (pthread_create(
+          &t, nullptr,
+          [](void *p) -> void * {
+            auto *sh = static_cast<shared_t *>(p);
+            for (int i = 0; i < 2000; i++) {
+              weave_mutex_lock(sh->a);
+              sh->counter++;
+              weave_mutex_unlock(sh->a);
+              weave_mutex_lock(sh->b);
+              weave_mutex_unlock(sh->b);
+            }
+            // Park until the forking thread flips the flag.
+            uint8_t zero = 0;
+            while (__atomic_load_n(&sh->flag, __ATOMIC_ACQUIRE) == 0) {
+              weave_park(&sh->flag, &zero, 1, -1, nullptr, 0);
+            }
+            return nullptr;
+          },
+          &s) != 0) {
+    return 16;
+  }
+  ftw_test::sleep_ms(5);  // let the child's thread block on `held`
+  for (int i = 0; i < 2000; i++) {
+    if (i > 0) {
+      weave_mutex_lock(held);
+    }
+    s.counter++;
+    weave_mutex_unlock(held);
+  }
+  ftw_test::sleep_ms(2);
+  __atomic_store_n(&s.flag, 1, __ATOMIC_RELEASE);
+  weave_unpark_all(&s.flag);
+  pthread_join(t, nullptr);
+  if (s.counter != 4000) return 17;
+  if (held->_bits != 0 || fresh._bits != 0) return 18;
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("after fork the child can park, unpark and lock, whatever the parent's threads held") {
+  uint8_t parked_on = 1;
+  uint8_t expected = 1;
+  weave_mutex_t held = {0};
+  std::atomic<int> holder_has_it{0};
+  std::atomic<int> release_holder{0};
+  std::atomic<int> park_rc[2];
+  park_rc[0] = park_rc[1] = -1000;
+  uint64_t parks = stats().parks;
+
+  // Two threads parked on `parked_on`.
+  native_thread p0([&] { park_rc[0] = weave_park(&parked_on, &expected, 1, -1, nullptr, 0); });
+  native_thread p1([&] { park_rc[1] = weave_park(&parked_on, &expected, 1, -1, nullptr, 0); });
+  REQUIRE(wait_parks(parks, 2));
+  // One thread holds `held`; another is parked waiting for it.
+  native_thread holder([&] {
+    weave_mutex_lock(&held);
+    holder_has_it = 1;
+    while (release_holder.load() == 0) {
+      ftw_test::sleep_ms(1);
+    }
+    weave_mutex_unlock(&held);
+  });
+  REQUIRE(wait_until([&] { return holder_has_it.load() == 1; }));
+  native_thread waiter([&] {
+    weave_mutex_lock(&held);
+    weave_mutex_unlock(&held);
+  });
+  REQUIRE(wait_parks(parks, 3));
+  REQUIRE(held._bits == 3);
+
+  // Fork from yet another thread (not the main thread).
+  std::atomic<int> child_status{-1};
+  std::atomic<int> fork_errno{0};
+  native_thread forker([&] {
+    pid_t pid = fork();
+    if (pid == 0) {
+      _exit(child_after_fork(&parked_on, &held));
+    }
+    if (pid < 0) {
+      fork_errno = errno;
+      return;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+      child_status = WEXITSTATUS(status);
+    } else {
+      child_status = 1000 + status;
+    }
+  });
+  forker.join();
+  CHECK(fork_errno == 0);
+  CHECK(child_status == 0);
+
+  // The parent is unaffected: its waiters are still queued and wake normally.
+  CHECK(weave_unpark_all(&parked_on) == 2);
+  release_holder = 1;
+  p0.join();
+  p1.join();
+  holder.join();
+  waiter.join();
+  CHECK(park_rc[0] == WEAVE_PARK_OK);
+  CHECK(park_rc[1] == WEAVE_PARK_OK);
+  CHECK(held._bits == 0);
+}
