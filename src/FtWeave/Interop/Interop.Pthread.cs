@@ -20,6 +20,7 @@ internal static unsafe partial class Pthread
     internal static partial int KeyDelete(uint key);
 
     [LibraryImport("libc", EntryPoint = "pthread_setspecific")]
+    [SuppressGCTransition]
     internal static partial int SetSpecific(uint key, void* value);
 
     [LibraryImport("libc", EntryPoint = "pthread_getspecific")]

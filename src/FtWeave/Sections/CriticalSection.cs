@@ -27,10 +27,10 @@ internal unsafe struct weave_critical_section2_t
 
 /// <summary>
 /// PEP 703 critical sections over weave_mutex_t, as CPython's
-/// Python/critical_section.c, with the thread's innermost section in a
-/// [ThreadStatic] tagged pointer instead of a PyThreadState field:
+/// Python/critical_section.c, with the thread's innermost section in its
+/// ThreadContext (native memory) instead of a PyThreadState field:
 ///
-///   tag bit | meaning (in t_top and in every section's _cs_prev)
+///   tag bit | meaning (in ThreadContext.SectionTop and in every section's _cs_prev)
 ///   --------+----------------------------------------------------------
 ///   0x1     | the section pointed to is suspended (its mutexes released)
 ///   0x2     | the section pointed to is a weave_critical_section2_t
@@ -50,19 +50,31 @@ internal static unsafe class CriticalSections
     private const nuint TwoMutexes = 2;
     private const nuint TagMask = 3;
 
-    [ThreadStatic] private static nuint t_top;
+    /// <summary>
+    /// _cs_prev of a section that could not be pushed because the thread has
+    /// no context (out of memory, or past its teardown): its mutex is locked
+    /// and End only unlocks it. Never a real tagged pointer (those are non-NULL).
+    /// </summary>
+    private const nuint NotPushed = TagMask;
 
     private static weave_critical_section_t* Untag(nuint tag) => (weave_critical_section_t*)(tag & ~TagMask);
 
     private static bool IsActive(nuint tag) => tag != 0 && (tag & Inactive) == 0;
 
     /// <summary>Whether the calling thread is inside any section (cheap; used before sleeping).</summary>
-    internal static bool Any => t_top != 0;
+    internal static bool Any
+    {
+        get
+        {
+            ThreadContext* ctx = ThreadContexts.Peek();
+            return ctx != null && ctx->SectionTop != 0;
+        }
+    }
 
     /// <summary>True when the innermost active section already holds <paramref name="m"/>.</summary>
-    private static bool TopHolds(byte* m)
+    private static bool TopHolds(ThreadContext* ctx, byte* m)
     {
-        nuint top = t_top;
+        nuint top = ctx->SectionTop;
         if (!IsActive(top))
         {
             return false;
@@ -73,21 +85,40 @@ internal static unsafe class CriticalSections
 
     internal static void Begin(weave_critical_section_t* c, byte* m)
     {
+        ThreadContext* ctx = ThreadContexts.GetOrCreate(out _);
+        if (ctx == null)
+        {
+            BeginUntracked(c, m);
+            return;
+        }
         // Fast path: an uncontended CAS, then push.
         if (Interlocked.CompareExchange(ref *m, Mutex.Locked, 0) == 0)
         {
             c->_cs_mutex = m;
-            c->_cs_prev = t_top;
-            t_top = (nuint)c;
+            c->_cs_prev = ctx->SectionTop;
+            ctx->SectionTop = (nuint)c;
             return;
         }
-        BeginSlow(c, m);
+        BeginSlow(ctx, c, m);
+    }
+
+    /// <summary>
+    /// No context to push onto (out of memory, or the thread is past its
+    /// teardown): still lock, so the caller's data stays protected; the section
+    /// is just not suspended while the thread sleeps.
+    /// </summary>
+    private static void BeginUntracked(weave_critical_section_t* c, byte* m)
+    {
+        ThreadContexts.SetError(WEAVE_E_NOMEM, "weave_critical_section_begin: no per-thread state; the section locks but cannot be suspended\0"u8);
+        Mutex.Lock(m);
+        c->_cs_mutex = m;
+        c->_cs_prev = NotPushed;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void BeginSlow(weave_critical_section_t* c, byte* m)
+    private static void BeginSlow(ThreadContext* ctx, weave_critical_section_t* c, byte* m)
     {
-        if (TopHolds(m))
+        if (TopHolds(ctx, m))
         {
             // Re-entry: the innermost section already protects m. Nothing is
             // pushed; End recognises the NULL mutex and does nothing.
@@ -99,8 +130,8 @@ internal static unsafe class CriticalSections
         // suspends this thread's sections, this one has nothing to release,
         // and the resume after waking re-locks nothing for it.
         c->_cs_mutex = null;
-        c->_cs_prev = t_top;
-        t_top = (nuint)c;
+        c->_cs_prev = ctx->SectionTop;
+        ctx->SectionTop = (nuint)c;
         Mutex.LockSlow(m);
         c->_cs_mutex = m;
     }
@@ -113,6 +144,15 @@ internal static unsafe class CriticalSections
             Begin(&c->_cs_base, m1);
             return;
         }
+        ThreadContext* ctx = ThreadContexts.GetOrCreate(out _);
+        if (ctx == null)
+        {
+            c->_cs_mutex2 = null;
+            BeginUntracked(&c->_cs_base, m1);
+            Mutex.Lock(m2);
+            c->_cs_mutex2 = m2;
+            return;
+        }
         if ((nuint)m2 < (nuint)m1)
         {
             // Address order: every thread takes a pair in the same order.
@@ -120,7 +160,7 @@ internal static unsafe class CriticalSections
             m1 = m2;
             m2 = t;
         }
-        if (TopHolds(m1) && TopHolds(m2))
+        if (TopHolds(ctx, m1) && TopHolds(ctx, m2))
         {
             // Re-entry on both mutexes of the innermost section.
             c->_cs_base._cs_mutex = null;
@@ -133,20 +173,20 @@ internal static unsafe class CriticalSections
         {
             c->_cs_base._cs_mutex = m1;
             c->_cs_mutex2 = m2;
-            c->_cs_base._cs_prev = t_top;
-            t_top = (nuint)c | TwoMutexes;
+            c->_cs_base._cs_prev = ctx->SectionTop;
+            ctx->SectionTop = (nuint)c | TwoMutexes;
             return;
         }
-        Begin2Slow(c, m1, m2, m1Locked);
+        Begin2Slow(ctx, c, m1, m2, m1Locked);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Begin2Slow(weave_critical_section2_t* c, byte* m1, byte* m2, bool m1Locked)
+    private static void Begin2Slow(ThreadContext* ctx, weave_critical_section2_t* c, byte* m1, byte* m2, bool m1Locked)
     {
         c->_cs_base._cs_mutex = null;
         c->_cs_mutex2 = null;
-        c->_cs_base._cs_prev = t_top;
-        t_top = (nuint)c | TwoMutexes;
+        c->_cs_base._cs_prev = ctx->SectionTop;
+        ctx->SectionTop = (nuint)c | TwoMutexes;
         if (!m1Locked)
         {
             Mutex.LockSlow(m1);
@@ -165,13 +205,19 @@ internal static unsafe class CriticalSections
         {
             return; // a re-entry: nothing was pushed or locked
         }
-        if (Untag(t_top) != c)
+        if (c->_cs_prev == NotPushed)
+        {
+            Mutex.Unlock(c->_cs_mutex);
+            return;
+        }
+        ThreadContext* ctx = ThreadContexts.Peek();
+        if (ctx == null || Untag(ctx->SectionTop) != c)
         {
             ThreadContexts.SetError(WEAVE_E_STATE, "weave_critical_section_end: not the innermost critical section of this thread\0"u8);
             return;
         }
         Mutex.Unlock(c->_cs_mutex);
-        Pop(c);
+        Pop(ctx, c);
     }
 
     internal static void End2(weave_critical_section2_t* c)
@@ -180,7 +226,17 @@ internal static unsafe class CriticalSections
         {
             return; // a re-entry (or one mutex twice, re-entered)
         }
-        if (Untag(t_top) != &c->_cs_base)
+        if (c->_cs_base._cs_prev == NotPushed)
+        {
+            if (c->_cs_mutex2 != null)
+            {
+                Mutex.Unlock(c->_cs_mutex2);
+            }
+            Mutex.Unlock(c->_cs_base._cs_mutex);
+            return;
+        }
+        ThreadContext* ctx = ThreadContexts.Peek();
+        if (ctx == null || Untag(ctx->SectionTop) != &c->_cs_base)
         {
             ThreadContexts.SetError(WEAVE_E_STATE, "weave_critical_section2_end: not the innermost critical section of this thread\0"u8);
             return;
@@ -190,12 +246,12 @@ internal static unsafe class CriticalSections
             Mutex.Unlock(c->_cs_mutex2);
         }
         Mutex.Unlock(c->_cs_base._cs_mutex);
-        Pop(&c->_cs_base);
+        Pop(ctx, &c->_cs_base);
     }
 
-    private static void Pop(weave_critical_section_t* c)
+    private static void Pop(ThreadContext* ctx, weave_critical_section_t* c)
     {
-        t_top = c->_cs_prev;
+        ctx->SectionTop = c->_cs_prev;
         if ((c->_cs_prev & Inactive) != 0)
         {
             // The enclosing section was suspended while this one was inside it.
@@ -206,18 +262,14 @@ internal static unsafe class CriticalSections
     /// <summary>Releases every active section's mutexes and marks them suspended.</summary>
     internal static void SuspendAll()
     {
-        // The thread static is read and written by value, never through a
-        // pointer: its storage may move with the GC while we are in a call.
-        nuint top = t_top;
-        if (!IsActive(top))
+        ThreadContext* ctx = ThreadContexts.Peek();
+        if (ctx == null)
         {
             return;
         }
-        Release(top);
-        t_top = top | Inactive;
-        // The rest of the chain is in the sections themselves, on this
-        // thread's stack, which does not move.
-        nuint* tagptr = &Untag(top)->_cs_prev;
+        // The chain starts in the context (native memory) and continues in
+        // the sections on this thread's stack: nothing here can move.
+        nuint* tagptr = &ctx->SectionTop;
         while (IsActive(*tagptr))
         {
             nuint tag = *tagptr;
@@ -248,7 +300,12 @@ internal static unsafe class CriticalSections
     /// <summary>Re-acquires the innermost section's mutexes if it is suspended.</summary>
     internal static void Resume()
     {
-        nuint top = t_top;
+        ThreadContext* ctx = ThreadContexts.Peek();
+        if (ctx == null)
+        {
+            return;
+        }
+        nuint top = ctx->SectionTop;
         if (top == 0 || IsActive(top))
         {
             return;
@@ -279,6 +336,6 @@ internal static unsafe class CriticalSections
         {
             c2->_cs_mutex2 = m2;
         }
-        t_top &= ~Inactive;
+        ctx->SectionTop &= ~Inactive;
     }
 }

@@ -1,5 +1,7 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Threading;
 using FtWeave.Interop;
 
 namespace FtWeave.Threads;
@@ -35,6 +37,8 @@ internal unsafe struct ThreadContext
     public int RunningRound;
     /// <summary>This thread's cross-library storage (Storage/ThreadLocalValues.cs), or NULL.</summary>
     public void* Storage;
+    /// <summary>The innermost critical section, tagged (Sections/CriticalSection.cs), or 0.</summary>
+    public nuint SectionTop;
     public fixed byte LastError[LastErrorCapacity];
 }
 
@@ -44,23 +48,68 @@ internal unsafe struct ThreadContext
 /// </summary>
 internal static unsafe class ThreadContexts
 {
-    // A pointer-sized thread static: after the thread's first call, reaching the
-    // context is one TLS load with no managed allocation.
-    [ThreadStatic] private static ThreadContext* t_current;
+    // The context pointer lives in a pthread key, not a [ThreadStatic]: NativeAOT
+    // allocates a thread's thread-static block on the GC heap the first time the
+    // thread touches it, and a thread's first park or lock must allocate no
+    // managed memory. pthread_getspecific is a few instructions in libc.
+    // The key has no destructor (the exit hook frees the context, earlier).
+    private static uint s_key;
+    private static int s_keyState; // 0 none, 1 being created, 2 ready
 
-    // Set once the exit hook has finished: calls made later on this thread (from
-    // another library's thread-exit callback) must not create a new context,
-    // because no exit hook would ever run to free it.
-    [ThreadStatic] private static bool t_tornDown;
+    // The key's value once the exit hook has finished: calls made later on
+    // this thread (from another library's thread-exit callback) must not
+    // create a new context, because no exit hook would ever run to free it.
+    private const nint TornDown = 1;
 
     // Where weave_last_error points when the thread has no context to hold a
-    // message (allocation failed, or the thread is past its teardown).
+    // message (allocation failed, or the thread is past its teardown). Only
+    // error paths touch it, so its thread-static allocation is acceptable.
     [ThreadStatic] private static byte* t_fallbackError;
 
-    internal static bool IsTornDown => t_tornDown;
+    private static uint Key
+    {
+        get
+        {
+            // Acquire: pairs with the release in CreateKey, so s_key is valid.
+            return Volatile.Read(ref s_keyState) == 2 ? s_key : CreateKey();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static uint CreateKey()
+    {
+        if (Interlocked.CompareExchange(ref s_keyState, 1, 0) == 0)
+        {
+            uint key;
+            // pthread_key_create fails only when the process has used up all
+            // PTHREAD_KEYS_MAX (1024) keys; nothing in this library can work
+            // without per-thread state then.
+            if (Pthread.KeyCreate(&key, null) != 0)
+            {
+                Environment.FailFast("ft_weave: pthread_key_create failed (PTHREAD_KEYS_MAX reached)");
+            }
+            s_key = key;
+            Volatile.Write(ref s_keyState, 2);
+            return key;
+        }
+        // Another thread is creating it: a few instructions away.
+        while (Volatile.Read(ref s_keyState) != 2)
+        {
+            Thread.SpinWait(1);
+        }
+        return s_key;
+    }
+
+    private static nint Raw() => (nint)Pthread.GetSpecific(Key);
+
+    internal static bool IsTornDown => Raw() == TornDown;
 
     /// <summary>The context if the thread already has one, else NULL.</summary>
-    internal static ThreadContext* Peek() => t_current;
+    internal static ThreadContext* Peek()
+    {
+        nint raw = Raw();
+        return raw == TornDown ? null : (ThreadContext*)raw;
+    }
 
     /// <summary>
     /// The calling thread's context, created on first use; NULL when the thread
@@ -68,18 +117,18 @@ internal static unsafe class ThreadContexts
     /// </summary>
     internal static ThreadContext* GetOrCreate(out int error)
     {
-        ThreadContext* ctx = t_current;
-        if (ctx != null)
+        nint raw = Raw();
+        if (raw != 0 && raw != TornDown)
         {
             error = 0;
-            return ctx;
+            return (ThreadContext*)raw;
         }
-        return Create(out error);
+        return Create(raw, out error);
     }
 
-    private static ThreadContext* Create(out int error)
+    private static ThreadContext* Create(nint raw, out int error)
     {
-        if (t_tornDown)
+        if (raw == TornDown)
         {
             error = Abi.ErrorCodes.WEAVE_E_STATE;
             return null;
@@ -97,14 +146,22 @@ internal static unsafe class ThreadContexts
         // runs these callbacks last-in first-out, so ours runs first, while the
         // thread can still execute managed code. (A pthread key destructor would
         // run after the detach.) The DSO handle is any address in this library.
-        delegate* unmanaged<void*, void> hook = &OnThreadExit;
-        if (Pthread.CxaThreadAtExitImpl(hook, ctx, hook) != 0)
+        // pthread_setspecific can fail only for memory (glibc allocates key
+        // blocks lazily): try it first, while nothing is registered yet.
+        if (Pthread.SetSpecific(Key, ctx) != 0)
         {
             Libc.Free(ctx);
             error = Abi.ErrorCodes.WEAVE_E_NOMEM;
             return null;
         }
-        t_current = ctx;
+        delegate* unmanaged<void*, void> hook = &OnThreadExit;
+        if (Pthread.CxaThreadAtExitImpl(hook, ctx, hook) != 0)
+        {
+            Pthread.SetSpecific(Key, null);
+            Libc.Free(ctx);
+            error = Abi.ErrorCodes.WEAVE_E_NOMEM;
+            return null;
+        }
         error = 0;
         return ctx;
     }
@@ -116,9 +173,9 @@ internal static unsafe class ThreadContexts
         ThreadExitDestructors.RunAtExit(ctx);
         // Storage values last: the destructors above may still use them.
         Storage.ThreadLocalValues.OnThreadExit(ctx);
-        // From here on the thread has no context; see t_tornDown.
-        t_tornDown = true;
-        t_current = null;
+        // From here on the thread has no context; see TornDown. (The slot
+        // already exists for this key, so this set cannot fail for memory.)
+        Pthread.SetSpecific(Key, (void*)TornDown);
         t_fallbackError = null;
         Libc.Free(ctx->Entries);
         Libc.Free(ctx);
@@ -132,11 +189,7 @@ internal static unsafe class ThreadContexts
     /// </summary>
     internal static int SetError(int code, ReadOnlySpan<byte> message)
     {
-        ThreadContext* ctx = t_current;
-        if (ctx == null && !t_tornDown && code != Abi.ErrorCodes.WEAVE_E_NOMEM)
-        {
-            ctx = Create(out _);
-        }
+        ThreadContext* ctx = code != Abi.ErrorCodes.WEAVE_E_NOMEM ? GetOrCreate(out _) : Peek();
         if (ctx != null)
         {
             int n = Math.Min(message.Length, ThreadContext.LastErrorCapacity - 1);
@@ -161,11 +214,7 @@ internal static unsafe class ThreadContexts
     /// </summary>
     internal static ErrorMessage BeginError(ReadOnlySpan<byte> fallback)
     {
-        ThreadContext* ctx = t_current;
-        if (ctx == null && !t_tornDown)
-        {
-            ctx = Create(out _);
-        }
+        ThreadContext* ctx = GetOrCreate(out _);
         if (ctx == null)
         {
             fixed (byte* p = fallback)
@@ -180,7 +229,7 @@ internal static unsafe class ThreadContexts
     /// <summary>The calling thread's last message; never NULL.</summary>
     internal static byte* LastError()
     {
-        ThreadContext* ctx = t_current;
+        ThreadContext* ctx = Peek();
         if (ctx != null)
         {
             return ctx->LastError;
