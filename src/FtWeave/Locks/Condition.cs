@@ -35,12 +35,12 @@ internal unsafe struct CondWaiter
 ///   1 | waiters may be parked on &amp;v
 ///
 /// Invariant: while a waiter is queued on &amp;v, v is 1. A waiter stores 1
-/// before it parks (and parks only if v is still 1 under the bucket lock),
-/// and 0 is stored only under that bucket lock when no waiter is queued.
-/// Hence a signal that reads 0 has nobody to wake, and a waiter that has
-/// announced itself (stored 1) but is not yet queued is never forgotten:
-/// either a signal finds it queued, or the signal's 0 makes its park fail
-/// validation (ParkResult.Again) and it returns as if woken.
+/// under the bucket lock as it queues itself, and 0 is stored only under
+/// that bucket lock when no waiter is queued. The waiter releases the mutex
+/// only after it is queued (as WebKit's and parking_lot's conditions do),
+/// so a signaller, which changed the predicate holding the mutex, either
+/// finds the waiter queued or ran before the waiter checked the predicate.
+/// A signal that reads 0 therefore has nobody to wake.
 /// </summary>
 internal static unsafe class Condition
 {
@@ -56,6 +56,11 @@ internal static unsafe class Condition
         {
             return ErrorCodes.WEAVE_E_NOT_OWNER; // nothing touched
         }
+        if (timeoutNs == 0)
+        {
+            // Would not sleep: nothing to announce, release or re-take.
+            return 0;
+        }
 
         CondWaiter waiter;
         // Set properly when a signal requeues us (fairness counts from then).
@@ -64,30 +69,25 @@ internal static unsafe class Condition
         waiter.Mutex = mutex;
         waiter.Requeued = 0;
 
-        // 1. Announce the wait before releasing the mutex. A signaller that
-        //    changed the predicate did so holding the mutex, so it either ran
-        //    before our caller checked the predicate, or it acquires the mutex
-        //    after our unlock below and then (through the unlock's release and
-        //    its own acquire) reads this 1 or a later value.
-        //    Volatile (release) is enough: the unlock's CAS is a full barrier
-        //    that keeps this store before the mutex is seen free.
-        Volatile.Write(ref *cond, 1);
-        int unlocked = Mutex.Unlock(mutex);
-        if (unlocked != 0)
-        {
-            return unlocked; // another thread released it under us: misuse
-        }
-
-        // 2. Park only if v is still 1, checked under the bucket lock that
-        //    signals take before storing 0: a signal that found nobody queued
-        //    made v 0, and then we do not sleep (Again) and report a wake.
-        byte expected = 1;
-        int parked = ParkingLot.Park(cond, &expected, 1, timeoutNs, &waiter, detach: true);
+        // 1. Queue ourselves on &v (and store v = 1) under the bucket lock
+        //    while still holding the mutex; 2. only then release the mutex
+        //    (BeforeSleep). A signaller changes the predicate holding the
+        //    mutex, so it either did so before our caller checked the
+        //    predicate, or it takes the mutex after step 2 and then finds us
+        //    queued: there is no window in which a signal can miss us.
+        //    (Storing 1 and unlocking before parking, with the park validating
+        //    v == 1, is not enough: a signal that finds nobody queued stores
+        //    0, but the signaller may then wait itself and store 1 again
+        //    before our validation runs; we would sleep through its signal.)
+        var park = new WaitCallback { Cond = cond, Mutex = mutex };
+        int parked = ParkingLot.Park(cond, ref park, timeoutNs, &waiter, detach: true);
 
         // 3. Own the mutex again. A requeued waiter woken by the mutex's
         //    unlock may have been handed it: the unlock callback left the byte
         //    locked and set HandedOff before the parker's release store, which
-        //    Park's acquire made visible to us.
+        //    Park's acquire made visible to us. (A signal that requeues us
+        //    before our own unlock in BeforeSleep makes that unlock wake us,
+        //    which is just a wake.)
         if (!(parked == ParkResult.Ok && waiter.Waiter.HandedOff != 0))
         {
             Mutex.Lock(mutex); // parks with detach, as Mutex.LockSlow
@@ -102,9 +102,35 @@ internal static unsafe class Condition
             // (the signaller counted it and woke nobody else).
             return waiter.Requeued != 0 ? 1 : 0;
         }
-        // Ok, Again (a signal passed before we were queued) or Interrupted
-        // (EINTR): all are wakes, the last two spurious.
+        // Ok, or Interrupted (EINTR, a spurious wake). Again cannot happen:
+        // our validation always parks.
         return 1;
+    }
+
+    /// <summary>The waiter's side of the park: announce under the bucket lock, then release the mutex.</summary>
+    private struct WaitCallback : IParkCallback
+    {
+        public byte* Cond;
+        public byte* Mutex;
+
+        /// <summary>Under the condition's bucket lock; no parking, allocation or throwing.</summary>
+        public bool Validate()
+        {
+            // Under the bucket lock, with our enqueue: v is 1 whenever a waiter
+            // is queued. The bucket lock's release, then the mutex unlock in
+            // BeforeSleep, make it visible to any signaller that takes the
+            // mutex after us, so its "v == 0: nobody to wake" check is sound.
+            Volatile.Write(ref *Cond, 1);
+            return true;
+        }
+
+        public void BeforeSleep()
+        {
+            // We are queued: a signal from now on finds us. The result is
+            // ignored: Wait checked that the mutex was locked; another
+            // thread unlocking it meanwhile is misuse we cannot repair.
+            Locks.Mutex.Unlock(Mutex);
+        }
     }
 
     /// <summary>weave_cond_signal (all: false) and weave_cond_broadcast (all: true).</summary>
@@ -114,9 +140,9 @@ internal static unsafe class Condition
         while (true)
         {
             // Nobody queued (see the invariant above). Relaxed would do: a
-            // signaller ordered after a waiter's announcement through the
-            // mutex reads that 1 or a later value, and every later 0 was
-            // stored when that waiter was no longer (or not yet) queued.
+            // signaller that took the mutex after a waiter released it reads
+            // that waiter's 1 or a later value, and every later 0 was stored
+            // when that waiter was no longer queued.
             if (Volatile.Read(ref *cond) == 0)
             {
                 return 0;
@@ -127,10 +153,10 @@ internal static unsafe class Condition
             byte* mutex = (byte*)ParkingLot.InspectFirst(cond, &MutexOfWaiter);
 
             // With no waiter queued we still go through UnparkRequeue (onto
-            // our own address, a no-op): it stores v = 0 under the bucket
-            // lock, which is what keeps a waiter between its announcement and
-            // its park from sleeping through this signal. A plain store
-            // after InspectFirst could land after that waiter had queued.
+            // our own address, touching nobody) so that v = 0 is stored under
+            // the bucket lock. A plain store after InspectFirst could land
+            // after a new waiter had queued itself and stored 1: v would be 0
+            // with a waiter queued, and later signals would skip it.
             var callback = new NotifyCallback
             {
                 Cond = cond,
