@@ -25,6 +25,30 @@ internal unsafe interface IUnparkCallback
     void OnUnpark(void* parkArg, bool hasMoreWaiters);
 }
 
+/// <summary>
+/// Callbacks of <see cref="ParkingLot.Park{TCallback}"/> (parking_lot_core's
+/// validate and before_sleep).
+/// </summary>
+internal interface IParkCallback
+{
+    /// <summary>
+    /// Runs under the bucket lock before the thread is queued; false returns
+    /// ParkResult.Again without sleeping. Same obligations as
+    /// <see cref="IUnparkCallback"/>: no parking, no allocation, no throwing,
+    /// no call into the lot.
+    /// </summary>
+    bool Validate();
+
+    /// <summary>
+    /// Runs once the thread is queued and the bucket lock released, before it
+    /// sleeps (not when Validate failed or the timeout was 0). It holds no
+    /// bucket lock and may call into the lot, for example to unlock a mutex;
+    /// a waker may already have dequeued the thread, whose sleep then returns
+    /// at once.
+    /// </summary>
+    void BeforeSleep();
+}
+
 /// <summary>What <see cref="ParkingLot.UnparkRequeue{TCallback}"/> does with the waiters of <c>from</c>.</summary>
 internal enum RequeueOp
 {
@@ -236,11 +260,37 @@ internal static unsafe class ParkingLot
         }
     }
 
+    /// <summary>weave_park's validation: the value at the address still equals expected.</summary>
+    private struct ValueMatch : IParkCallback
+    {
+        public void* Address;
+        public void* Expected;
+        public int Size;
+
+        public bool Validate() => ValueMatches(Address, Expected, Size);
+
+        public void BeforeSleep()
+        {
+        }
+    }
+
     /// <summary>
     /// weave_park. The caller validated size (1, 2, 4, 8) and alignment.
     /// Blocks; runs outside every lock except its own short bucket sections.
     /// </summary>
     internal static int Park(void* address, void* expected, int size, long timeoutNs, void* parkArg, bool detach)
+    {
+        var callback = new ValueMatch { Address = address, Expected = expected, Size = size };
+        return Park(address, ref callback, timeoutNs, parkArg, detach);
+    }
+
+    /// <summary>
+    /// Park with a validation run under the bucket lock and a hook run after
+    /// the thread is queued (see <see cref="IParkCallback"/>): how a
+    /// condition variable queues its waiter before it releases the mutex.
+    /// </summary>
+    internal static int Park<TCallback>(void* address, ref TCallback callback, long timeoutNs, void* parkArg, bool detach)
+        where TCallback : struct, IParkCallback
     {
         nuint key = (nuint)address;
         Bucket* bucket = BucketFor(key);
@@ -248,10 +298,10 @@ internal static unsafe class ParkingLot
 
         Unsafe.SkipInit(out WaitEntry entry); // every field is set before use
         WordLock.Lock(&bucket->Lock);
-        // The comparison and the enqueue are one step with respect to unpark
+        // The validation and the enqueue are one step with respect to unpark
         // (same bucket lock): a waker that changes the value and then unparks
         // either makes us see the new value, or finds us queued.
-        if (!ValueMatches(address, expected, size))
+        if (!callback.Validate())
         {
             WordLock.Unlock(&bucket->Lock);
             return ParkResult.Again;
@@ -269,6 +319,9 @@ internal static unsafe class ParkingLot
         Enqueue(bucket, &entry);
         WordLock.Unlock(&bucket->Lock);
 
+        // Queued and visible to wakers; a wake from here on sets our parker,
+        // and Parker.Park below returns at once.
+        callback.BeforeSleep();
         Statistics.Increment(Statistics.Counter.Parks);
         nint detached = detach ? ThreadDetach.BeforeSleep() : 0;
 

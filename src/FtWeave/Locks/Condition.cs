@@ -1,0 +1,309 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Threading;
+using FtWeave.Abi;
+using FtWeave.Interop;
+using FtWeave.Parking;
+
+namespace FtWeave.Locks;
+
+/// <summary>
+/// The park argument of a thread waiting on a condition. It starts with a
+/// <see cref="MutexWaiter"/>: once requeued onto the mutex's queue, the
+/// mutex's unlock callback treats it as one of its own waiters and may hand
+/// it the lock. Lives on the waiter's stack for the whole wait.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct CondWaiter
+{
+    /// <summary>Must stay first (the mutex's unlock casts the park argument).</summary>
+    public MutexWaiter Waiter;
+    /// <summary>The mutex the waiter will re-lock: where a signal requeues it.</summary>
+    public byte* Mutex;
+    /// <summary>Set under both bucket locks when a signal moved us onto the mutex's queue.</summary>
+    public int Requeued;
+}
+
+/// <summary>
+/// weave_cond_t: one byte, a condition variable over a <see cref="Mutex"/>
+/// that requeues instead of stampeding (Rust parking_lot's Condvar; the
+/// has-waiters byte and its validation as in WebKit's WTF::Condition).
+///
+///   v | meaning
+///   --+------------------------------------------------------------------
+///   0 | no waiter queued (nor about to be: a waiter would find 0 and retry)
+///   1 | waiters may be parked on &amp;v
+///
+/// Invariant: while a waiter is queued on &amp;v, v is 1. A waiter stores 1
+/// under the bucket lock as it queues itself, and 0 is stored only under
+/// that bucket lock when no waiter is queued. The waiter releases the mutex
+/// only after it is queued (as WebKit's and parking_lot's conditions do),
+/// so a signaller, which changed the predicate holding the mutex, either
+/// finds the waiter queued or ran before the waiter checked the predicate.
+/// A signal that reads 0 therefore has nobody to wake.
+/// </summary>
+internal static unsafe class Condition
+{
+    /// <summary>
+    /// weave_cond_wait: 1 when woken (perhaps spuriously), 0 on timeout,
+    /// WEAVE_E_NOT_OWNER when <paramref name="mutex"/> is not locked. The
+    /// mutex is held again on return, except after an error.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int Wait(byte* cond, byte* mutex, long timeoutNs)
+    {
+        if ((Volatile.Read(ref *mutex) & Mutex.Locked) == 0)
+        {
+            return ErrorCodes.WEAVE_E_NOT_OWNER; // nothing touched
+        }
+        if (timeoutNs == 0)
+        {
+            // Would not sleep: nothing to announce, release or re-take.
+            return 0;
+        }
+
+        CondWaiter waiter;
+        // Set properly when a signal requeues us (fairness counts from then).
+        waiter.Waiter.TimeToBeFairNs = long.MaxValue;
+        waiter.Waiter.HandedOff = 0;
+        waiter.Mutex = mutex;
+        waiter.Requeued = 0;
+
+        // 1. Queue ourselves on &v (and store v = 1) under the bucket lock
+        //    while still holding the mutex; 2. only then release the mutex
+        //    (BeforeSleep). A signaller changes the predicate holding the
+        //    mutex, so it either did so before our caller checked the
+        //    predicate, or it takes the mutex after step 2 and then finds us
+        //    queued: there is no window in which a signal can miss us.
+        //    (Storing 1 and unlocking before parking, with the park validating
+        //    v == 1, is not enough: a signal that finds nobody queued stores
+        //    0, but the signaller may then wait itself and store 1 again
+        //    before our validation runs; we would sleep through its signal.)
+        var park = new WaitCallback { Cond = cond, Mutex = mutex };
+        int parked = ParkingLot.Park(cond, ref park, timeoutNs, &waiter, detach: true);
+
+        // 3. Own the mutex again. A requeued waiter woken by the mutex's
+        //    unlock may have been handed it: the unlock callback left the byte
+        //    locked and set HandedOff before the parker's release store, which
+        //    Park's acquire made visible to us. (A signal that requeues us
+        //    before our own unlock in BeforeSleep makes that unlock wake us,
+        //    which is just a wake.)
+        if (!(parked == ParkResult.Ok && waiter.Waiter.HandedOff != 0))
+        {
+            Mutex.Lock(mutex); // parks with detach, as Mutex.LockSlow
+        }
+
+        if (parked == ParkResult.Timeout)
+        {
+            // Requeued was written under both bucket locks; Park's timeout path
+            // took our current bucket's lock after that, so we read it here.
+            // A waiter that a signal moved to the mutex was signalled: it
+            // reports a wake, not a timeout, or the signal would be lost
+            // (the signaller counted it and woke nobody else).
+            return waiter.Requeued != 0 ? 1 : 0;
+        }
+        // Ok, or Interrupted (EINTR, a spurious wake). Again cannot happen:
+        // our validation always parks.
+        return 1;
+    }
+
+    /// <summary>The waiter's side of the park: announce under the bucket lock, then release the mutex.</summary>
+    private struct WaitCallback : IParkCallback
+    {
+        public byte* Cond;
+        public byte* Mutex;
+
+        /// <summary>Under the condition's bucket lock; no parking, allocation or throwing.</summary>
+        public bool Validate()
+        {
+            // Under the bucket lock, with our enqueue: v is 1 whenever a waiter
+            // is queued. The bucket lock's release, then the mutex unlock in
+            // BeforeSleep, make it visible to any signaller that takes the
+            // mutex after us, so its "v == 0: nobody to wake" check is sound.
+            Volatile.Write(ref *Cond, 1);
+            return true;
+        }
+
+        public void BeforeSleep()
+        {
+            // We are queued: a signal from now on finds us. The result is
+            // ignored: Wait checked that the mutex was locked; another
+            // thread unlocking it meanwhile is misuse we cannot repair.
+            Locks.Mutex.Unlock(Mutex);
+        }
+    }
+
+    /// <summary>weave_cond_signal (all: false) and weave_cond_broadcast (all: true).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int Notify(byte* cond, bool all)
+    {
+        while (true)
+        {
+            // Nobody queued (see the invariant above). Relaxed would do: a
+            // signaller that took the mutex after a waiter released it reads
+            // that waiter's 1 or a later value, and every later 0 was stored
+            // when that waiter was no longer queued.
+            if (Volatile.Read(ref *cond) == 0)
+            {
+                return 0;
+            }
+
+            // The first waiter's mutex tells us which queue to requeue onto.
+            // Read under the bucket lock: outside it the waiter may be gone.
+            byte* mutex = (byte*)ParkingLot.InspectFirst(cond, &MutexOfWaiter);
+
+            // With no waiter queued we still go through UnparkRequeue (onto
+            // our own address, touching nobody) so that v = 0 is stored under
+            // the bucket lock. A plain store after InspectFirst could land
+            // after a new waiter had queued itself and stored 1: v would be 0
+            // with a waiter queued, and later signals would skip it.
+            var callback = new NotifyCallback
+            {
+                Cond = cond,
+                Mutex = mutex,
+                All = all,
+            };
+            int count = ParkingLot.UnparkRequeue(cond, mutex != null ? mutex : cond, ref callback);
+            if (!callback.Retry)
+            {
+                return count;
+            }
+            // The first waiter changed to one of another mutex (or appeared)
+            // between InspectFirst and UnparkRequeue: start again.
+        }
+    }
+
+    /// <summary>Run by InspectFirst under the bucket lock: the waiter's mutex, or NULL.</summary>
+    private static void* MutexOfWaiter(void* parkArg) =>
+        parkArg == null ? null : ((CondWaiter*)parkArg)->Mutex;
+
+    /// <summary>
+    /// Sets the mutex's has-parked bit if it is locked; false if it is not.
+    /// Called with the mutex's bucket lock held, so that the holder's unlock,
+    /// which needs that lock to unpark, cannot run between our bit and our
+    /// requeue: it either released the mutex before the bit (and we wake a
+    /// waiter ourselves) or it will find our requeued waiters.
+    /// </summary>
+    private static bool MarkParkedIfLocked(byte* mutex)
+    {
+        byte v = Volatile.Read(ref *mutex);
+        while (true)
+        {
+            if ((v & Mutex.Locked) == 0)
+            {
+                return false;
+            }
+            if ((v & Mutex.HasParked) != 0)
+            {
+                return true;
+            }
+            // A CAS, not a store: the holder may release (1 -> 0) meanwhile,
+            // and then the bit must not be set on a free mutex by mistake.
+            byte seen = Interlocked.CompareExchange(ref *mutex, (byte)(v | Mutex.HasParked), v);
+            if (seen == v)
+            {
+                return true;
+            }
+            v = seen;
+        }
+    }
+
+    /// <summary>Sets the mutex's has-parked bit whatever its locked bit (under its bucket lock).</summary>
+    private static void MarkParked(byte* mutex)
+    {
+        byte v = Volatile.Read(ref *mutex);
+        while ((v & Mutex.HasParked) == 0)
+        {
+            // CAS loop: a concurrent lock or fast unlock changes the locked
+            // bit; either way the bit must end up set with it.
+            byte seen = Interlocked.CompareExchange(ref *mutex, (byte)(v | Mutex.HasParked), v);
+            if (seen == v)
+            {
+                return;
+            }
+            v = seen;
+        }
+    }
+
+    /// <summary>
+    /// Decides, under the buckets of the condition and the mutex, whom to
+    /// wake and whom to move. Obligations (it runs under both bucket locks):
+    /// no parking, no allocation, no throwing, no call into the lot.
+    /// </summary>
+    private struct NotifyCallback : IRequeueCallback
+    {
+        public byte* Cond;
+        public byte* Mutex;
+        public bool All;
+        public bool Retry;
+        public long RequeuedAtNs;
+        public RequeueOp Op;
+
+        public RequeueOp Validate(void* firstParkArg)
+        {
+            if (firstParkArg == null)
+            {
+                // Nobody queued: Finished stores v = 0.
+                Op = RequeueOp.Abort;
+                return Op;
+            }
+            if (((CondWaiter*)firstParkArg)->Mutex != Mutex)
+            {
+                // Not the mutex InspectFirst saw (the first waiter left and the
+                // next uses another mutex, or one appeared): our `to` bucket is
+                // the wrong one. Touch nobody and retry with the new first.
+                Retry = true;
+                Op = RequeueOp.Abort;
+                return Op;
+            }
+            RequeuedAtNs = Futex.MonotonicNow();
+            if (MarkParkedIfLocked(Mutex))
+            {
+                // The mutex is held (likely by us, the signaller): waking a
+                // waiter would only make it block on the mutex. Move it; the
+                // holder's unlock, now forced onto its slow path, wakes it or
+                // hands it the lock.
+                Op = All ? RequeueOp.RequeueAll : RequeueOp.RequeueOne;
+            }
+            else
+            {
+                // The mutex is free: wake the first, who will lock it (and, on
+                // broadcast, unlock it later, waking the rest we move now).
+                Op = All ? RequeueOp.UnparkOneRequeueRest : RequeueOp.UnparkOne;
+            }
+            return Op;
+        }
+
+        public bool CanRequeue(void* parkArg)
+        {
+            CondWaiter* waiter = (CondWaiter*)parkArg;
+            if (waiter->Mutex != Mutex)
+            {
+                // Misuse (two mutexes on one condition): wake it instead; it
+                // locks its own mutex. No wake-up is lost, only a requeue.
+                return false;
+            }
+            // Its wait for the mutex starts now: a hand-off after 1 ms more,
+            // as for any mutex waiter.
+            waiter->Waiter.TimeToBeFairNs = RequeuedAtNs + Locks.Mutex.TimeToBeFairNs;
+            waiter->Requeued = 1;
+            return true;
+        }
+
+        public void Finished(int woken, int requeued, bool fromHasMoreWaiters)
+        {
+            if (Op == RequeueOp.UnparkOneRequeueRest && requeued != 0)
+            {
+                // The mutex was free in Validate: announce the moved waiters
+                // now (we still hold its bucket lock, so no unlock can look
+                // for them yet). The waiter we woke will lock and unlock the
+                // mutex, and that unlock, seeing the bit, wakes the next.
+                MarkParked(Mutex);
+            }
+            // Under the condition's bucket lock: 0 only when nobody is queued
+            // (the invariant in the class comment). Relaxed would do; the
+            // bucket lock orders it with parkers' validation.
+            Volatile.Write(ref *Cond, fromHasMoreWaiters ? (byte)1 : (byte)0);
+        }
+    }
+}
