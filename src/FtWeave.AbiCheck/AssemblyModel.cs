@@ -39,6 +39,45 @@ internal sealed class AssemblyModel
     /// <summary><c>[UnmanagedCallersOnly]</c> methods that have no EntryPoint (callbacks, not exports).</summary>
     public int UnnamedCallbacks { get; private set; }
 
+    /// <summary>
+    /// The layout the running .NET runtime gives <paramref name="mirror"/>
+    /// (<c>RuntimeHelpers.SizeOf</c>, <c>Marshal.OffsetOf</c>), to confirm the
+    /// one computed from metadata; null with <paramref name="why"/> when the
+    /// type cannot be loaded. Loading the IL assembly into a collectible
+    /// context runs none of its code: asking for a layout runs no static
+    /// constructor.
+    /// </summary>
+    public (int Size, Dictionary<string, int> Offsets)? RuntimeLayout(ManagedStruct mirror, out string? why)
+    {
+        why = null;
+        try
+        {
+            _context ??= new System.Runtime.Loader.AssemblyLoadContext("ft_weave metadata", isCollectible: true);
+            _loaded ??= _context.LoadFromAssemblyPath(Path);
+            Type? type = _loaded.GetType(mirror.FullName, throwOnError: false);
+            if (type == null)
+            {
+                why = $"{mirror.FullName} not found by reflection";
+                return null;
+            }
+            var offsets = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (ManagedField field in mirror.Fields)
+            {
+                offsets[field.Name] = (int)System.Runtime.InteropServices.Marshal.OffsetOf(type, field.Name);
+            }
+            return (System.Runtime.CompilerServices.RuntimeHelpers.SizeOf(type.TypeHandle), offsets);
+        }
+        catch (Exception e) when (e is IOException or BadImageFormatException or ArgumentException or TypeLoadException
+                                      or NotSupportedException or InvalidOperationException)
+        {
+            why = e.Message;
+            return null;
+        }
+    }
+
+    private System.Runtime.Loader.AssemblyLoadContext? _context;
+    private Assembly? _loaded;
+
     public static AssemblyModel Read(string path)
     {
         var model = new AssemblyModel { Path = System.IO.Path.GetFullPath(path) };

@@ -141,6 +141,7 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
             {
                 Difference($"{name}: the C# mirror {cs.FullName} has LayoutKind.Auto; mirrors need [StructLayout(LayoutKind.Sequential)]");
             }
+            CrossCheckWithRuntime(name, cs);
             if (c.Size != cs.Size)
             {
                 Difference($"{name}: size {c.Size} in C, {cs.Size} in C# ({cs.FullName})");
@@ -171,6 +172,29 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
         foreach (ManagedStruct cs in assembly.Structs.Values.Where(s => CTypeName().IsMatch(s.Name) && !declared.Contains(s.Name)))
         {
             Difference($"C# struct {cs.FullName} is named like a C type, but {header.FileName} declares no struct {cs.Name}");
+        }
+    }
+
+    /// <summary>
+    /// The mirror layouts are computed from metadata by the runtime's rules;
+    /// the runtime itself must agree, or the computation (AssemblyModel.cs)
+    /// is wrong and its verdicts cannot be trusted.
+    /// </summary>
+    private void CrossCheckWithRuntime(string name, ManagedStruct cs)
+    {
+        var runtime = assembly.RuntimeLayout(cs, out string? why);
+        if (runtime == null)
+        {
+            Notes.Add($"{name}: layout not confirmed by the runtime ({why})");
+            return;
+        }
+        var (size, offsets) = runtime.Value;
+        string computed = string.Join(", ", cs.Fields.Select(f => $"{f.Name}@{f.Offset}"));
+        string actual = string.Join(", ", cs.Fields.Select(f => $"{f.Name}@{offsets[f.Name]}"));
+        if (size != cs.Size || computed != actual)
+        {
+            Difference($"{name}: the C# layout computed from metadata (size {cs.Size}: {computed}) differs from the runtime's " +
+                       $"(size {size}: {actual}); fix src/FtWeave.AbiCheck/AssemblyModel.cs");
         }
     }
 
