@@ -11,7 +11,7 @@
  *   finalization starts: CPython ends it (3.11-3.13) when it tries to take
  *   the GIL back, or it returns first; either way its state is abandoned.
  *   (3.14 blocks such threads forever, so it is not started there.) */
-#include <ft_weave_python.h>
+#include <ft_weave_python.h> /* Python.h first: its pyconfig.h defines _GNU_SOURCE (pthread_timedjoin_np) */
 
 #include <pthread.h>
 #include <string.h>

@@ -45,7 +45,8 @@ INT64_MAX = 2**63 - 1
 
 
 class LibraryNotFoundError(ImportError):
-    """libft_weave.so could not be loaded; the message lists every place tried."""
+    """libft_weave.so could not be loaded; the message lists every place tried
+    (``attempts``: (place, reason) pairs)."""
 
     def __init__(self, attempts, env_set):
         self.attempts = list(attempts)
@@ -60,6 +61,9 @@ class LibraryNotFoundError(ImportError):
                 "(which places the library next to the package)."
             )
         super().__init__("\n".join(lines))
+
+
+LibraryNotFoundError.__module__ = "ft_weave"  # shown as ft_weave.LibraryNotFoundError
 
 
 # --- C types (ft_weave.h) ---------------------------------------------------
