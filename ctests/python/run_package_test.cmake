@@ -8,14 +8,7 @@
 #     import it with FT_WEAVE_LIBRARY=LIBRARY. Prints "SKIP:" (the test is
 #     then reported as skipped) when no suitable Python was found at
 #     configure time.
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    string(REPLACE ";" " " cmd "${ARGN}")
-    message(FATAL_ERROR "failed (${rc}): ${cmd}\n${out}\n${err}")
-  endif()
-  message(STATUS "${out}${err}")
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/FtWeaveRun.cmake")
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
