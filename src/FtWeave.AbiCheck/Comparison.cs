@@ -50,6 +50,11 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
         foreach (HeaderFunction function in header.Functions)
         {
             declared.Add(function.Name);
+            if (function.IsStaticInline && function.Name.StartsWith("weave__", StringComparison.Ordinal))
+            {
+                // The header's private helpers (weave__*): not API, never exported.
+                continue;
+            }
             FunctionsChecked++;
             string where = $"declared in {header.FileName}:{function.Line}{(function.IsStaticInline ? ", static inline" : "")}";
             entryPoints.TryGetValue(function.Name, out EntryPoint? entryPoint);
