@@ -298,7 +298,7 @@ BAD_INPUT(weave_parking_lot_after_fork) {
   // Takes nothing; only for a fork child. There, calling it twice is harmless
   // and the lot keeps working.
   auto f = EXPORTED(weave_parking_lot_after_fork);
-  pid_t pid = fork();
+  pid_t pid = ftw_test::fork_quiesced();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     f();

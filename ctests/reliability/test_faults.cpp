@@ -31,8 +31,9 @@ namespace {
 // child forked while another thread is inside ASan's malloc or free can hang
 // in its first allocation (seen in an FT_WEAVE_SANITIZE run, stack in ASan's
 // SizeClassAllocator64; newer LLVM runtimes lock it). Under ASan the storage
-// threads below therefore pause around each fork; without ASan they keep
-// creating keys through it, which is what exercises the registry's handlers.
+// threads below therefore pause around each fork (and fork_quiesced waits
+// for the others to sleep); without ASan they keep creating keys through it,
+// which is what exercises the registry's handlers.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kPauseAllocatorsAroundFork = true;
 #else
@@ -261,7 +262,7 @@ TEST_CASE("fork while threads hold and wait on every lock kind and use storage: 
   for (int round = 0; round < 6; ++round) {
     int status = -1;
     auto do_fork = [&] {
-      pid_t pid = fork();
+      pid_t pid = ftw_test::fork_quiesced();
       st.storage_pause = 0;
       if (pid == 0) _exit(child_uses_library(&st));
       status = pid < 0 ? 400 : wait_child(pid);
@@ -319,7 +320,7 @@ TEST_CASE("fork while another thread runs a static's init: the child initialises
   native_thread initialiser(
       [&] { parent_value = static_cast<int *>(weave_static_get("faults.fork:slow_static", 4, slow_init, nullptr)); });
   REQUIRE(wait_until([&] { return slow_init_entered.load() == 1; }));
-  pid_t pid = fork();
+  pid_t pid = ftw_test::fork_quiesced();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     // The initialiser does not exist here: waiting for it would hang forever.
