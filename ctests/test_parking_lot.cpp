@@ -404,7 +404,7 @@ TEST_CASE("after fork the child can park, unpark and lock, whatever the parent's
   std::atomic<int> child_status{-1};
   std::atomic<int> fork_errno{0};
   native_thread forker([&] {
-    pid_t pid = fork();
+    pid_t pid = ftw_test::fork_quiesced();
     if (pid == 0) {
       _exit(child_after_fork(&parked_on, &held));
     }

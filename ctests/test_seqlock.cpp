@@ -201,7 +201,7 @@ TEST_CASE("after_fork resets a write left in progress by another thread") {
   weave_seqlock_lock_write(&s);  // "another thread" in the child's view
   REQUIRE(s.sequence == 7);
   fflush(nullptr);
-  pid_t pid = fork();
+  pid_t pid = ftw_test::fork_quiesced();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     int status = 0;

@@ -368,7 +368,7 @@ TEST_CASE("a fork child registers destructors and runs threads that do") {
   REQUIRE(weave_register_destructor(&warm, record_value) == 0);
   REQUIRE(weave_unregister_destructor(&warm) == 1);
 
-  pid_t pid = fork();
+  pid_t pid = ftw_test::fork_quiesced();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     static std::atomic<int> child_calls{0};

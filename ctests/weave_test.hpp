@@ -10,8 +10,15 @@
 
 #include <ft_weave.h>
 
+#include <dirent.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -39,6 +46,49 @@ inline void run_pthread(std::function<void()> fn, bool use_pthread_exit = false)
       &ctx);
   REQUIRE(rc == 0);
   REQUIRE(pthread_join(t, nullptr) == 0);
+}
+
+// fork() for tests. Under AddressSanitizer (FT_WEAVE_SANITIZE) it first
+// waits, for at most 5 s, until every other thread of the process has been
+// asleep for 5 polls in a row: GCC 12's ASan does not lock its allocator
+// around fork(), so a child forked while another thread (a test thread, or a
+// .NET runtime thread that is just starting) is inside ASan's malloc hangs in
+// its first allocation. glibc's malloc has its own fork handlers: without
+// ASan this is plain fork().
+inline bool other_threads_asleep() {
+#if defined(__SANITIZE_ADDRESS__)
+  long me = syscall(SYS_gettid);
+  DIR *dir = opendir("/proc/self/task");
+  if (dir == nullptr) return true;
+  bool asleep = true;
+  while (dirent *e = readdir(dir)) {
+    if (e->d_name[0] == '.' || std::atol(e->d_name) == me) continue;
+    char path[300], buf[512] = {0};
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    FILE *f = std::fopen(path, "r");
+    if (f == nullptr) continue;  // exited meanwhile
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = 0;
+    const char *paren = std::strrchr(buf, ')');  // "tid (comm) S ..."
+    if (paren != nullptr && paren[1] == ' ' && paren[2] != 'S') asleep = false;
+  }
+  closedir(dir);
+  return asleep;
+#else
+  return true;
+#endif
+}
+
+inline pid_t fork_quiesced() {
+#if defined(__SANITIZE_ADDRESS__)
+  timespec ms{0, 1000000};
+  for (int polls = 0, quiet = 0; quiet < 5 && polls < 5000; ++polls) {
+    quiet = other_threads_asleep() ? quiet + 1 : 0;
+    nanosleep(&ms, nullptr);
+  }
+#endif
+  return fork();
 }
 
 }  // namespace ftw_test

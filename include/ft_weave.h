@@ -248,6 +248,13 @@ WEAVE_API void *wvls_get_value(wvls_key_t key);
  *       weave_park(&flag, &expected, 1, -1, NULL, 0);
  *                                             weave_unpark_all(&flag);
  *
+ * Waits are not cancellation points (here and in every blocking function of
+ * sections 4 to 6): a thread cancelled with pthread_cancel while it waits
+ * keeps waiting until it is woken or its timeout expires, leaves the queue,
+ * and acts on the cancel at its next cancellation point. Asynchronous
+ * cancellation (PTHREAD_CANCEL_ASYNCHRONOUS) of a thread inside the library
+ * is not supported.
+ *
  * Returns of weave_park: */
 #define WEAVE_PARK_OK 0       /* woken by weave_unpark / weave_unpark_all            */
 #define WEAVE_PARK_AGAIN (-1) /* *address != *expected: did not sleep              */

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using FtWeave.Interop;
@@ -55,13 +56,72 @@ internal static unsafe class StorageKeys
     private static int s_count;
     private static ulong s_generation;    // bumped by weave_storage_reset
 
+    private static int s_forkHandlersInstalled;
+
     internal static ulong Generation => Volatile.Read(ref s_generation);
 
     internal static void Lock()
     {
+        if (Volatile.Read(ref s_forkHandlersInstalled) == 0)
+        {
+            InstallForkHandlers();
+        }
         fixed (nuint* l = &s_lock)
         {
             WordLock.Lock(l);
+        }
+    }
+
+    /// <summary>
+    /// fork() safety, installed before the registry lock is first taken. A
+    /// fork child has only the forking thread: without these handlers a lock
+    /// held by another thread at the moment of fork, or a static whose init
+    /// was running on another thread, would never be released in the child,
+    /// and its first get of a new key (or of that static) would hang forever.
+    /// As glibc does for malloc's arenas: the prepare handler takes the
+    /// registry lock (so the table is consistent when memory is copied; the
+    /// lock is never held while user code runs, so this only waits for a
+    /// short table operation), the parent releases it, the child resets it
+    /// and hands statics whose initialiser is another (now absent) thread
+    /// back to "not initialised": the child's next get runs init itself.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void InstallForkHandlers()
+    {
+        if (Interlocked.Exchange(ref s_forkHandlersInstalled, 1) == 0)
+        {
+            Pthread.AtFork(&BeforeFork, &AfterForkInParent, &AfterForkInChild);
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static void BeforeFork()
+    {
+        fixed (nuint* l = &s_lock)
+        {
+            WordLock.Lock(l);
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static void AfterForkInParent() => Unlock();
+
+    [UnmanagedCallersOnly]
+    private static void AfterForkInChild()
+    {
+        // The waiters stacked in the lock word are threads of the parent.
+        Volatile.Write(ref s_lock, 0);
+        ulong me = ThreadIds.Current();
+        for (int i = 0; i < s_capacity; i++)
+        {
+            KeyEntry* entry = s_table[i];
+            // An init running on the forking thread itself (an init that
+            // forks) continues in the child and publishes as usual.
+            if (entry != null && entry->StaticState == StaticValues.Busy && entry->StaticInitThread != me)
+            {
+                entry->StaticState = StaticValues.None;
+                entry->StaticInitThread = 0;
+            }
         }
     }
 
