@@ -283,7 +283,10 @@ void contended_pl_native() {
 // ---- 3. park/unpark ping-pong -----------------------------------------------
 
 // Two threads pass a turn through one word; each waits by parking on it
-// (no spinning), so every half round trip is one sleep and one wake.
+// (no spinning), so every half round trip is one sleep and one wake. Each
+// round trip is timed on its own and the median kept: on a shared 2-core
+// machine a few rounds that wait for a core would otherwise dominate a mean.
+// The Rust-native loops (lib.rs) and the .NET runner measure the same way.
 template <class P>
 double pingpong_once(uint32_t rounds) {
   alignas(64) static uint32_t turn;
@@ -297,17 +300,18 @@ double pingpong_once(uint32_t rounds) {
       P::wake(&turn);
     }
   });
-  auto t0 = Clock::now();
+  std::vector<double> rt(rounds);
   for (uint32_t i = 0; i < rounds; i++) {
+    auto t0 = Clock::now();
     __atomic_store_n(&turn, 1, __ATOMIC_RELEASE);
     P::wake(&turn);
     while (__atomic_load_n(&turn, __ATOMIC_ACQUIRE) == 1) {
       P::wait_while(&turn, 1);
     }
+    rt[i] = (double)ns_since(t0) / 1000.0;
   }
-  int64_t ns = ns_since(t0);
   peer.join();
-  return (double)ns / rounds / 1000.0;
+  return median(rt);
 }
 
 template <class P>
@@ -326,7 +330,7 @@ void pingpong_pl_native() {
   ftw_pl_native_park_pingpong(rounds / 10);
   std::vector<double> us;
   for (int r = 0; r < opt.reps; r++) {
-    us.push_back((double)ftw_pl_native_park_pingpong(rounds) / rounds / 1000.0);
+    us.push_back((double)ftw_pl_native_park_pingpong(rounds) / 1000.0);
   }
   row("pingpong", "parking_lot_core (Rust loop)", 2, "-", median(us), "us/rt");
 }
@@ -517,8 +521,9 @@ double cond_once(uint32_t rounds) {
       c->unlock();
     }
   });
-  auto t0 = Clock::now();
+  std::vector<double> rt(rounds);
   for (uint32_t i = 0; i < rounds; i++) {
+    auto t0 = Clock::now();
     c->lock();
     turn = 1;
     c->signal();
@@ -526,10 +531,10 @@ double cond_once(uint32_t rounds) {
       c->wait();
     }
     c->unlock();
+    rt[i] = (double)ns_since(t0) / 1000.0;
   }
-  int64_t ns = ns_since(t0);
   peer.join();
-  return (double)ns / rounds / 1000.0;
+  return median(rt);
 }
 
 template <class C>
@@ -548,7 +553,7 @@ void cond_pl_native() {
   ftw_pl_native_cond_pingpong(rounds / 10);
   std::vector<double> us;
   for (int r = 0; r < opt.reps; r++) {
-    us.push_back((double)ftw_pl_native_cond_pingpong(rounds) / rounds / 1000.0);
+    us.push_back((double)ftw_pl_native_cond_pingpong(rounds) / 1000.0);
   }
   row("cond", "parking_lot (Rust loop)", 2, "-", median(us), "us/rt");
 }

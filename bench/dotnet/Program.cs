@@ -211,9 +211,11 @@ internal static class Program
             }
         });
         peer.Start();
-        long t0 = Stopwatch.GetTimestamp();
+        // Each round trip timed on its own, the median kept (as lockbench.cpp).
+        var rt = new List<double>(rounds);
         for (int i = 0; i < rounds; i++)
         {
+            long t0 = Stopwatch.GetTimestamp();
             lock (gate)
             {
                 turn = 1;
@@ -223,10 +225,10 @@ internal static class Program
                     Monitor.Wait(gate);
                 }
             }
+            rt.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
         }
-        double us = Stopwatch.GetElapsedTime(t0).TotalMicroseconds / rounds;
         peer.Join();
-        return us;
+        return Median(rt);
     }
 
     private static void Cond()

@@ -43,6 +43,7 @@ void ftw_pl_rwlock_write_unlock(const ftw_pl_rwlock *rw);
 uint64_t ftw_pl_native_uncontended(uint64_t iters);
 uint64_t ftw_pl_native_contended(uint32_t threads, uint32_t duration_ms, uint32_t work_in, uint32_t work_out,
                                  uint64_t *counts);
+// The two ping-pongs return the median nanoseconds of one round trip.
 uint64_t ftw_pl_native_cond_pingpong(uint32_t rounds);
 uint64_t ftw_pl_native_park_pingpong(uint32_t rounds);
 }

@@ -186,8 +186,16 @@ pub unsafe extern "C" fn ftw_pl_native_contended(
     elapsed
 }
 
+/// Median of the per-round nanoseconds (each round trip timed on its own, as
+/// lockbench.cpp does).
+fn median_ns(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
 /// Condition-variable ping-pong with parking_lot's Mutex + Condvar: two
-/// threads pass a turn back and forth `rounds` times. Returns nanoseconds.
+/// threads pass a turn back and forth `rounds` times (`rounds` > 0).
+/// Returns the median nanoseconds of one round trip.
 #[no_mangle]
 pub extern "C" fn ftw_pl_native_cond_pingpong(rounds: u32) -> u64 {
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
@@ -204,22 +212,25 @@ pub extern "C" fn ftw_pl_native_cond_pingpong(rounds: u32) -> u64 {
         }
     });
     let (m, cv) = &*pair;
-    let t0 = Instant::now();
+    let mut rt = Vec::with_capacity(rounds as usize);
     for _ in 0..rounds {
+        let t0 = Instant::now();
         let mut turn = m.lock();
         *turn = 1;
         cv.notify_one();
         while *turn != 0 {
             cv.wait(&mut turn);
         }
+        drop(turn);
+        rt.push(t0.elapsed().as_nanos() as u64);
     }
-    let elapsed = t0.elapsed().as_nanos() as u64;
     let _ = peer.join();
-    elapsed
+    median_ns(rt)
 }
 
 /// Park/unpark ping-pong with parking_lot_core, the protocol of
-/// lockbench.cpp's weave_park and futex versions. Returns nanoseconds.
+/// lockbench.cpp's weave_park and futex versions (`rounds` > 0). Returns the
+/// median nanoseconds of one round trip.
 #[no_mangle]
 pub extern "C" fn ftw_pl_native_park_pingpong(rounds: u32) -> u64 {
     let turn = Arc::new(AtomicU32::new(0));
@@ -254,13 +265,14 @@ pub extern "C" fn ftw_pl_native_park_pingpong(rounds: u32) -> u64 {
             wake(&t2);
         }
     });
-    let t0 = Instant::now();
+    let mut rt = Vec::with_capacity(rounds as usize);
     for _ in 0..rounds {
+        let t0 = Instant::now();
         turn.store(1, Ordering::Release);
         wake(&turn);
         park_while(&turn, 1);
+        rt.push(t0.elapsed().as_nanos() as u64);
     }
-    let elapsed = t0.elapsed().as_nanos() as u64;
     let _ = peer.join();
-    elapsed
+    median_ns(rt)
 }
