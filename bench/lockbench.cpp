@@ -3,6 +3,7 @@
 // many threads, per-thread acquisition counts).
 //
 //   lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO]
+//             [--peer NAME]   (only peers whose name contains NAME: for profiling)
 //
 // Scenarios: uncontended, contended, pingpong, rwlock, churn, event, cond.
 // Output: one CSV row per (scenario, peer, threads, workload) with the median
@@ -39,6 +40,7 @@ struct Options {
   int reps = 3;
   std::string out;
   std::string only;
+  std::string peer;  // run only the peers whose name contains this (for profiling)
 };
 Options opt;
 std::atomic<int> failures{0};
@@ -74,6 +76,7 @@ void row(const char *scenario, const std::string &peer, int threads, const std::
 }
 
 bool want(const char *scenario) { return opt.only.empty() || opt.only == scenario; }
+bool want_peer(const char *name) { return opt.peer.empty() || std::strstr(name, opt.peer.c_str()) != nullptr; }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -123,6 +126,9 @@ void load_at_end() {
 
 template <class L>
 void uncontended() {
+  if (!want_peer(L::name)) {
+    return;
+  }
   const uint64_t iters = opt.smoke ? 100000 : 10000000;
   auto lock = std::make_unique<L>();
   for (uint64_t i = 0; i < iters / 10; i++) {  // warm-up
@@ -142,6 +148,9 @@ void uncontended() {
 }
 
 void uncontended_pl_native() {
+  if (!want_peer("parking_lot (Rust loop)")) {
+    return;
+  }
   const uint64_t iters = opt.smoke ? 100000 : 10000000;
   ftw_pl_native_uncontended(iters / 10);
   std::vector<double> ns;
@@ -253,6 +262,9 @@ RunResult contended_once(int threads, const Workload &w, int duration_ms) {
 
 template <class L>
 void contended() {
+  if (!want_peer(L::name)) {
+    return;
+  }
   for (const Workload &w : workloads) {
     for (int threads : thread_counts) {
       contended_once<L>(threads, w, opt.smoke ? 2 : 30);  // warm-up
@@ -266,6 +278,9 @@ void contended() {
 }
 
 void contended_pl_native() {
+  if (!want_peer("parking_lot (Rust loop)")) {
+    return;
+  }
   for (const Workload &w : workloads) {
     for (int threads : thread_counts) {
       std::vector<RunResult> runs;
@@ -316,6 +331,9 @@ double pingpong_once(uint32_t rounds) {
 
 template <class P>
 void pingpong() {
+  if (!want_peer(P::name)) {
+    return;
+  }
   const uint32_t rounds = opt.smoke ? 200 : 20000;
   pingpong_once<P>(rounds / 10);
   std::vector<double> us;
@@ -326,6 +344,9 @@ void pingpong() {
 }
 
 void pingpong_pl_native() {
+  if (!want_peer("parking_lot_core (Rust loop)")) {
+    return;
+  }
   const uint32_t rounds = opt.smoke ? 200 : 20000;
   ftw_pl_native_park_pingpong(rounds / 10);
   std::vector<double> us;
@@ -387,6 +408,9 @@ RunResult rw_once(int threads, int duration_ms) {
 
 template <class L>
 void rwlock() {
+  if (!want_peer(L::name)) {
+    return;
+  }
   for (int threads : thread_counts) {
     rw_once<L>(threads, opt.smoke ? 2 : 30);
     std::vector<RunResult> runs;
@@ -476,6 +500,9 @@ void churn() {
 // waking. Latency = waiter's time - notifier's time (one monotonic clock).
 template <class E>
 void event_latency() {
+  if (!want_peer(E::name)) {
+    return;
+  }
   const int n = opt.smoke ? 20 : 1500;
   std::unique_ptr<E[]> events(new E[n]);
   std::vector<int64_t> woke(n), sent(n);
@@ -539,6 +566,9 @@ double cond_once(uint32_t rounds) {
 
 template <class C>
 void cond_pingpong() {
+  if (!want_peer(C::name)) {
+    return;
+  }
   const uint32_t rounds = opt.smoke ? 200 : 20000;
   cond_once<C>(rounds / 10);
   std::vector<double> us;
@@ -549,6 +579,9 @@ void cond_pingpong() {
 }
 
 void cond_pl_native() {
+  if (!want_peer("parking_lot (Rust loop)")) {
+    return;
+  }
   const uint32_t rounds = opt.smoke ? 200 : 20000;
   ftw_pl_native_cond_pingpong(rounds / 10);
   std::vector<double> us;
@@ -560,7 +593,7 @@ void cond_pl_native() {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO]\n"
+               "usage: lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO] [--peer NAME]\n"
                "scenarios: uncontended contended pingpong rwlock churn event cond\n");
   return 2;
 }
@@ -584,6 +617,8 @@ int main(int argc, char **argv) {
       opt.reps = std::max(1, std::atoi(v));
     } else if (a == "--only" && (v = next()) != nullptr) {
       opt.only = v;
+    } else if (a == "--peer" && (v = next()) != nullptr) {
+      opt.peer = v;
     } else {
       return usage();
     }
