@@ -9,20 +9,38 @@
 //!   calls inline), as a reference without that handicap.
 //!
 //! The work function is the one of lockbench.cpp (a 32-bit LCG step per
-//! unit, kept from being folded by `black_box`).
+//! unit, kept from being folded by an empty `asm!`, as the C++ side's
+//! `asm volatile("" : "+r"(x))`). Nothing here needs a Rust newer than
+//! Debian 12's 1.63 (no `std::hint::black_box`, stable only since 1.66), in
+//! case cargo comes from Debian instead of rustup.
 
 use lock_api::{RawMutex as _, RawRwLock as _};
 use parking_lot::{Condvar, Mutex, RawMutex, RawRwLock};
 use parking_lot_core::{ParkToken, UnparkToken};
-use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Hides `x` from the optimiser (it must assume the value changed).
+#[inline(always)]
+fn opaque(mut x: u32) -> u32 {
+    // SAFETY: only a comment in the instruction stream; touches nothing but
+    // the register. (The modifier names the 32-bit register, as `x` is a u32.)
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("/* {0:e} */", inout(reg) x, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("/* {0:w} */", inout(reg) x, options(nomem, nostack, preserves_flags))
+    };
+    x
+}
+
 #[inline(always)]
 fn work(mut x: u32, n: u32) -> u32 {
     for _ in 0..n {
-        x = black_box(x.wrapping_mul(1103515245).wrapping_add(12345));
+        x = opaque(x.wrapping_mul(1103515245).wrapping_add(12345));
     }
     x
 }
@@ -101,8 +119,9 @@ pub unsafe extern "C" fn ftw_pl_rwlock_write_unlock(rw: *const RawRwLock) {
 /// raw mutex, inline.
 #[no_mangle]
 pub extern "C" fn ftw_pl_native_uncontended(iters: u64) -> u64 {
-    let m = RawMutex::INIT;
-    let m = black_box(&m);
+    // A static, as the C++ side's heap lock: its atomics cannot be elided.
+    static M: RawMutex = RawMutex::INIT;
+    let m = &M;
     let t0 = Instant::now();
     for _ in 0..iters {
         m.lock();
@@ -164,7 +183,7 @@ pub unsafe extern "C" fn ftw_pl_native_contended(
                     local = work(local, work_out);
                     n += 1;
                 }
-                black_box(local);
+                opaque(local);
                 s.counts[t as usize].0.store(n, Ordering::Relaxed);
             })
         })
