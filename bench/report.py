@@ -250,7 +250,7 @@ def plots(rows, by, img_dir):
                                        ("contended", "small", "bench_contended_small.png",
                                         "Contended mutex, small critical section"),
                                        ("rwlock", "read95", "bench_rwlock.png", "RW lock, 95% reads")):
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        fig, ax = plt.subplots(figsize=(9, 4.5))
         for p in peers_of(rows, scenario):
             xs = [t for t in THREADS if (scenario, p, t, wl) in by]
             ys = [by[(scenario, p, t, wl)]["value"] / 1e6 for t in xs]
@@ -266,7 +266,7 @@ def plots(rows, by, img_dir):
         ax.set_ylim(bottom=0)
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         fig.savefig(os.path.join(img_dir, fname), dpi=110)
         plt.close(fig)
