@@ -25,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -260,37 +261,49 @@ RunResult contended_once(int threads, const Workload &w, int duration_ms) {
   return summarise(c, elapsed);
 }
 
+// One contended peer: its name and one timed run of a configuration.
+struct ThreadedPeer {
+  const char *name;
+  std::function<RunResult(int threads, const Workload &w, int duration_ms)> run;
+};
+
 template <class L>
-void contended() {
-  if (!want_peer(L::name)) {
-    return;
-  }
-  for (const Workload &w : workloads) {
-    for (int threads : thread_counts) {
-      contended_once<L>(threads, w, opt.smoke ? 2 : 30);  // warm-up
-      std::vector<RunResult> runs;
-      for (int r = 0; r < opt.reps; r++) {
-        runs.push_back(contended_once<L>(threads, w, opt.duration_ms));
-      }
-      report_median("contended", L::name, threads, w.name, runs);
-    }
-  }
+ThreadedPeer mutex_peer() {
+  return {L::name, [](int threads, const Workload &w, int ms) { return contended_once<L>(threads, w, ms); }};
 }
 
-void contended_pl_native() {
-  if (!want_peer("parking_lot (Rust loop)")) {
-    return;
+RunResult contended_pl_native_once(int threads, const Workload &w, int ms) {
+  std::vector<uint64_t> counts(threads);
+  uint64_t elapsed = ftw_pl_native_contended(threads, ms, w.in, w.out, counts.data());
+  return summarise(counts, (int64_t)elapsed);
+}
+
+// For each configuration, the repetitions of all peers are interleaved
+// (peer A, B, C, A, B, C, ...): on a shared machine the load drifts over
+// seconds, and interleaving spreads that drift over every peer alike
+// instead of charging it to whichever peer ran during a busy spell.
+void run_interleaved(const char *scenario, const std::vector<ThreadedPeer> &all, const Workload *ws, size_t nws) {
+  std::vector<const ThreadedPeer *> peers;
+  for (const ThreadedPeer &p : all) {
+    if (want_peer(p.name)) {
+      peers.push_back(&p);
+    }
   }
-  for (const Workload &w : workloads) {
+  for (size_t wi = 0; wi < nws; wi++) {
+    const Workload &w = ws[wi];
     for (int threads : thread_counts) {
-      std::vector<RunResult> runs;
-      std::vector<uint64_t> counts(threads);
-      ftw_pl_native_contended(threads, opt.smoke ? 2 : 30, w.in, w.out, counts.data());
-      for (int r = 0; r < opt.reps; r++) {
-        uint64_t elapsed = ftw_pl_native_contended(threads, opt.duration_ms, w.in, w.out, counts.data());
-        runs.push_back(summarise(counts, (int64_t)elapsed));
+      std::vector<std::vector<RunResult>> runs(peers.size());
+      for (const ThreadedPeer *p : peers) {
+        p->run(threads, w, opt.smoke ? 2 : 30);  // warm-up
       }
-      report_median("contended", "parking_lot (Rust loop)", threads, w.name, runs);
+      for (int r = 0; r < opt.reps; r++) {
+        for (size_t i = 0; i < peers.size(); i++) {
+          runs[i].push_back(peers[i]->run(threads, w, opt.duration_ms));
+        }
+      }
+      for (size_t i = 0; i < peers.size(); i++) {
+        report_median(scenario, peers[i]->name, threads, w.name, runs[i]);
+      }
     }
   }
 }
@@ -407,19 +420,11 @@ RunResult rw_once(int threads, int duration_ms) {
 }
 
 template <class L>
-void rwlock() {
-  if (!want_peer(L::name)) {
-    return;
-  }
-  for (int threads : thread_counts) {
-    rw_once<L>(threads, opt.smoke ? 2 : 30);
-    std::vector<RunResult> runs;
-    for (int r = 0; r < opt.reps; r++) {
-      runs.push_back(rw_once<L>(threads, opt.duration_ms));
-    }
-    report_median("rwlock", L::name, threads, "read95", runs);
-  }
+ThreadedPeer rw_peer() {
+  return {L::name, [](int threads, const Workload &, int ms) { return rw_once<L>(threads, ms); }};
 }
+
+const Workload read95[] = {{"read95", 0, 10}};
 
 // ---- 5. thread create + exit -------------------------------------------------
 
@@ -477,13 +482,18 @@ void churn() {
                         {"ft_weave 4 destructors", weave_destructors_thread},
                         {"ft_weave 1 call (no destructor)", weave_call_thread},
                         {"pthread keys 4 destructors", pthread_keys_thread}};
+  // Cases interleaved within each repetition, as run_interleaved does.
+  std::vector<std::vector<double>> us(std::size(cases));
   for (const Case &c : cases) {
     churn_once(c.fn, n / 10);
-    std::vector<double> us;
-    for (int r = 0; r < opt.reps; r++) {
-      us.push_back(churn_once(c.fn, n));
+  }
+  for (int r = 0; r < opt.reps; r++) {
+    for (size_t i = 0; i < std::size(cases); i++) {
+      us[i].push_back(churn_once(cases[i].fn, n));
     }
-    row("churn", c.name, 1, "-", median(us), "us/thread");
+  }
+  for (size_t i = 0; i < std::size(cases); i++) {
+    row("churn", cases[i].name, 1, "-", median(us[i]), "us/thread");
   }
   uint64_t expected = 4ull * (uint64_t)(n / 10 + n * opt.reps) * 2;  // ft_weave and pthread keys
   if (destructor_runs.load() != expected) {
@@ -647,13 +657,11 @@ int main(int argc, char **argv) {
     uncontended_pl_native();
   }
   if (want("contended")) {
-    contended<Weave>();
-    contended<PthreadMutex>();
-    contended<PthreadAdaptive>();
-    contended<StdMutex>();
-    contended<Absl>();
-    contended<ParkingLotFfi>();
-    contended_pl_native();
+    const std::vector<ThreadedPeer> peers = {
+        mutex_peer<Weave>(),        mutex_peer<PthreadMutex>(), mutex_peer<PthreadAdaptive>(),
+        mutex_peer<StdMutex>(),     mutex_peer<Absl>(),         mutex_peer<ParkingLotFfi>(),
+        {"parking_lot (Rust loop)", contended_pl_native_once}};
+    run_interleaved("contended", peers, workloads, std::size(workloads));
   }
   if (want("pingpong")) {
     pingpong<WeavePark>();
@@ -661,11 +669,9 @@ int main(int argc, char **argv) {
     pingpong_pl_native();
   }
   if (want("rwlock")) {
-    rwlock<WeaveRW>();
-    rwlock<PthreadRW>();
-    rwlock<StdSharedMutex>();
-    rwlock<Absl>();
-    rwlock<ParkingLotRWFfi>();
+    const std::vector<ThreadedPeer> peers = {rw_peer<WeaveRW>(), rw_peer<PthreadRW>(), rw_peer<StdSharedMutex>(),
+                                             rw_peer<Absl>(), rw_peer<ParkingLotRWFfi>()};
+    run_interleaved("rwlock", peers, read95, std::size(read95));
   }
   if (want("churn")) {
     churn();
