@@ -125,40 +125,47 @@ void load_at_end() {
 
 // ---- 1. uncontended lock+unlock -------------------------------------------
 
+// One peer's uncontended loop: nanoseconds per lock+unlock pair over `iters`.
+struct UncontendedPeer {
+  const char *name;
+  std::function<double(uint64_t iters)> run;
+};
+
 template <class L>
-void uncontended() {
-  if (!want_peer(L::name)) {
-    return;
-  }
-  const uint64_t iters = opt.smoke ? 100000 : 10000000;
-  auto lock = std::make_unique<L>();
-  for (uint64_t i = 0; i < iters / 10; i++) {  // warm-up
-    lock->lock();
-    lock->unlock();
-  }
-  std::vector<double> ns;
-  for (int r = 0; r < std::max(opt.reps, 5); r++) {
-    auto t0 = Clock::now();
-    for (uint64_t i = 0; i < iters; i++) {
-      lock->lock();
-      lock->unlock();
-    }
-    ns.push_back((double)ns_since(t0) / (double)iters);
-  }
-  row("uncontended", L::name, 1, "-", median(ns), "ns/op");
+UncontendedPeer uncontended_peer() {
+  // One lock per peer for the whole scenario (created on first use).
+  return {L::name, [lock = std::shared_ptr<L>(new L)](uint64_t iters) {
+            auto t0 = Clock::now();
+            for (uint64_t i = 0; i < iters; i++) {
+              lock->lock();
+              lock->unlock();
+            }
+            return (double)ns_since(t0) / (double)iters;
+          }};
 }
 
-void uncontended_pl_native() {
-  if (!want_peer("parking_lot (Rust loop)")) {
-    return;
+// Batches of 2 M pairs (~20 ms), the peers interleaved batch by batch, the
+// median of 15 batches per peer: a batch in which the thread lost its core
+// is an outlier the median drops, and a busy spell hits every peer alike.
+void uncontended(const std::vector<UncontendedPeer> &all) {
+  const uint64_t iters = opt.smoke ? 100000 : 2000000;
+  const int batches = opt.smoke ? 1 : 15;
+  std::vector<const UncontendedPeer *> peers;
+  for (const UncontendedPeer &p : all) {
+    if (want_peer(p.name)) {
+      peers.push_back(&p);
+      p.run(iters / 4);  // warm-up
+    }
   }
-  const uint64_t iters = opt.smoke ? 100000 : 10000000;
-  ftw_pl_native_uncontended(iters / 10);
-  std::vector<double> ns;
-  for (int r = 0; r < std::max(opt.reps, 5); r++) {
-    ns.push_back((double)ftw_pl_native_uncontended(iters) / (double)iters);
+  std::vector<std::vector<double>> ns(peers.size());
+  for (int b = 0; b < batches; b++) {
+    for (size_t i = 0; i < peers.size(); i++) {
+      ns[i].push_back(peers[i]->run(iters));
+    }
   }
-  row("uncontended", "parking_lot (Rust loop)", 1, "-", median(ns), "ns/op");
+  for (size_t i = 0; i < peers.size(); i++) {
+    row("uncontended", peers[i]->name, 1, "-", median(ns[i]), "ns/op");
+  }
 }
 
 // ---- 2. contended throughput ----------------------------------------------
@@ -645,16 +652,12 @@ int main(int argc, char **argv) {
   using namespace peers;
 
   if (want("uncontended")) {
-    uncontended<SpinPair>();
-    uncontended<Weave>();
-    uncontended<WeaveExported>();
-    uncontended<PthreadMutex>();
-    uncontended<PthreadAdaptive>();
-    uncontended<StdMutex>();
-    uncontended<StdSharedMutex>();
-    uncontended<Absl>();
-    uncontended<ParkingLotFfi>();
-    uncontended_pl_native();
+    uncontended({uncontended_peer<SpinPair>(), uncontended_peer<Weave>(), uncontended_peer<WeaveExported>(),
+                 uncontended_peer<PthreadMutex>(), uncontended_peer<PthreadAdaptive>(),
+                 uncontended_peer<StdMutex>(), uncontended_peer<StdSharedMutex>(), uncontended_peer<Absl>(),
+                 uncontended_peer<ParkingLotFfi>(),
+                 {"parking_lot (Rust loop)",
+                  [](uint64_t iters) { return (double)ftw_pl_native_uncontended(iters) / (double)iters; }}});
   }
   if (want("contended")) {
     const std::vector<ThreadedPeer> peers = {

@@ -204,7 +204,7 @@ def generate(meta, rows, by, img_rel):
     parts.append(targets(by, rows))
     parts.append("\n### 1. Uncontended lock+unlock\n")
     parts.append(simple_table(rows, by, "uncontended", "ns/op", True,
-                              "One thread, lock+unlock in a loop, median of ≥ 5 repetitions of 10 M pairs"))
+                              "One thread, lock+unlock in a loop; median of 15 batches of 2 M pairs, the peers interleaved batch by batch"))
     for wl, desc in (("tiny", "1 unit of work inside the lock, 1 outside"),
                      ("small", "10 units inside, 50 outside")):
         parts.append(f"\n### 2. Contended throughput, {wl} ({desc})\n")

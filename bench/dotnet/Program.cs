@@ -83,27 +83,35 @@ internal static class Program
         return v[v.Count / 2];
     }
 
-    private static void Uncontended<T>() where T : struct, IPeer
+    private static double UncontendedBatch<T>(T peer, long iters) where T : struct, IPeer
     {
-        long iters = smoke ? 100_000 : 10_000_000;
-        T peer = new();
-        for (long i = 0; i < iters / 10; i++)
+        long t0 = Stopwatch.GetTimestamp();
+        for (long i = 0; i < iters; i++)
         {
             peer.Enter();
             peer.Exit();
         }
-        var ns = new List<double>();
-        for (int r = 0; r < Math.Max(reps, 5); r++)
+        return Stopwatch.GetElapsedTime(t0).TotalNanoseconds / iters;
+    }
+
+    /// <summary>As lockbench.cpp: 15 batches of 2 M pairs, the peers interleaved, the median.</summary>
+    private static void Uncontended()
+    {
+        long iters = smoke ? 100_000 : 2_000_000;
+        int batches = smoke ? 1 : 15;
+        LockPeer l = new();
+        MonitorPeer m = new();
+        UncontendedBatch(l, iters / 4);
+        UncontendedBatch(m, iters / 4);
+        var nsLock = new List<double>();
+        var nsMonitor = new List<double>();
+        for (int b = 0; b < batches; b++)
         {
-            long t0 = Stopwatch.GetTimestamp();
-            for (long i = 0; i < iters; i++)
-            {
-                peer.Enter();
-                peer.Exit();
-            }
-            ns.Add(Stopwatch.GetElapsedTime(t0).TotalNanoseconds / iters);
+            nsLock.Add(UncontendedBatch(l, iters));
+            nsMonitor.Add(UncontendedBatch(m, iters));
         }
-        Row("uncontended", T.Name, 1, "-", Median(ns), "ns/op");
+        Row("uncontended", LockPeer.Name, 1, "-", Median(nsLock), "ns/op");
+        Row("uncontended", MonitorPeer.Name, 1, "-", Median(nsMonitor), "ns/op");
     }
 
     private static (double PerS, ulong Min, ulong Max) ContendedOnce<T>(int threads, uint workIn, uint workOut, int ms)
@@ -171,23 +179,33 @@ internal static class Program
         return (total * 1e9 / elapsedNs, min, max);
     }
 
-    private static void Contended<T>() where T : struct, IPeer
+    /// <summary>As lockbench.cpp: per configuration, the two peers' repetitions interleaved.</summary>
+    private static void Contended()
     {
         foreach (var w in Workloads)
         {
             foreach (int threads in ThreadCounts)
             {
-                ContendedOnce<T>(threads, w.In, w.Out, smoke ? 2 : 30);
-                var runs = new List<(double PerS, ulong Min, ulong Max)>();
+                ContendedOnce<LockPeer>(threads, w.In, w.Out, smoke ? 2 : 30);
+                ContendedOnce<MonitorPeer>(threads, w.In, w.Out, smoke ? 2 : 30);
+                var runsLock = new List<(double PerS, ulong Min, ulong Max)>();
+                var runsMonitor = new List<(double PerS, ulong Min, ulong Max)>();
                 for (int r = 0; r < reps; r++)
                 {
-                    runs.Add(ContendedOnce<T>(threads, w.In, w.Out, durationMs));
+                    runsLock.Add(ContendedOnce<LockPeer>(threads, w.In, w.Out, durationMs));
+                    runsMonitor.Add(ContendedOnce<MonitorPeer>(threads, w.In, w.Out, durationMs));
                 }
-                runs.Sort((a, b) => a.PerS.CompareTo(b.PerS));
-                var m = runs[runs.Count / 2];
-                Row("contended", T.Name, threads, w.Name, m.PerS, "ops/s", m.Min, m.Max);
+                ReportMedian(LockPeer.Name, threads, w.Name, runsLock);
+                ReportMedian(MonitorPeer.Name, threads, w.Name, runsMonitor);
             }
         }
+    }
+
+    private static void ReportMedian(string peer, int threads, string workload, List<(double PerS, ulong Min, ulong Max)> runs)
+    {
+        runs.Sort((a, b) => a.PerS.CompareTo(b.PerS));
+        var m = runs[runs.Count / 2];
+        Row("contended", peer, threads, workload, m.PerS, "ops/s", m.Min, m.Max);
     }
 
     /// <summary>Condition ping-pong with Monitor.Wait/Pulse, lockbench.cpp's protocol.</summary>
@@ -275,13 +293,11 @@ internal static class Program
         csv?.WriteLine("scenario,peer,threads,workload,value,unit,min_acq,max_acq");
         if (only is null or "uncontended")
         {
-            Uncontended<LockPeer>();
-            Uncontended<MonitorPeer>();
+            Uncontended();
         }
         if (only is null or "contended")
         {
-            Contended<LockPeer>();
-            Contended<MonitorPeer>();
+            Contended();
         }
         if (only is null or "cond")
         {
