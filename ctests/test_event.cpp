@@ -1,5 +1,6 @@
 // ft_weave.h section 4, "Event": one-shot event (CPython's PyEvent).
 #include "weave_test.hpp"
+#include "test_util.hpp"
 
 #include <dlfcn.h>
 #include <signal.h>
@@ -13,62 +14,15 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+using namespace ftw_test;
+using Threads = thread_group;
 
 constexpr int64_t kMs = 1000 * 1000;
 
 // The exported copy of a header function, not the inline one.
-template <typename F>
-F *exported(const char *name) {
-  void *p = dlsym(RTLD_DEFAULT, name);
-  REQUIRE(p != nullptr);
-  F *f = nullptr;
-  std::memcpy(&f, &p, sizeof f);
-  return f;
-}
-
 // Leaves a known, unrelated message in weave_last_error(), so that a later
 // check sees whether a void function recorded its own.
-void prime_last_error() {
-  REQUIRE(weave_register_destructor(nullptr, nullptr) == WEAVE_E_INVALID);
-  REQUIRE(std::string(weave_last_error()).find("weave_event") == std::string::npos);
-}
-
-bool last_error_has(const char *text) { return std::string(weave_last_error()).find(text) != std::string::npos; }
-
 // Native threads started together and joined by the destructor.
-class Threads {
- public:
-  void start(std::function<void()> fn) {
-    auto *heap = new std::function<void()>(std::move(fn));
-    pthread_t t;
-    REQUIRE(pthread_create(
-                &t, nullptr,
-                [](void *p) -> void * {
-                  auto *f = static_cast<std::function<void()> *>(p);
-                  (*f)();
-                  delete f;
-                  return nullptr;
-                },
-                heap) == 0);
-    threads_.push_back(t);
-  }
-  void join() {
-    for (pthread_t t : threads_) REQUIRE(pthread_join(t, nullptr) == 0);
-    threads_.clear();
-  }
-  ~Threads() {
-    for (pthread_t t : threads_) pthread_join(t, nullptr);
-  }
-
- private:
-  std::vector<pthread_t> threads_;
-};
-
 // Polls (up to ~1 s) until the event's byte is `value`.
 bool byte_becomes(const weave_event_t &e, uint8_t value) {
   for (int i = 0; i < 100; i++) {
@@ -272,12 +226,12 @@ TEST_CASE("the exported copies of the inline functions behave the same") {
   CHECK(wait_timed(&shared, 0, 0) == 1);
 
   // NULL, exactly as the inline functions.
-  prime_last_error();
+  prime_last_error("weave_event");
   wait(nullptr);
   CHECK(last_error_has("weave_event_wait"));
   CHECK(wait_timed(nullptr, 0, 0) == WEAVE_E_INVALID);
   CHECK(wait_slow(nullptr, -1, 1) == WEAVE_E_INVALID);
-  prime_last_error();
+  prime_last_error("weave_event");
   notify(nullptr);
   CHECK(last_error_has("weave_event_notify"));
 }
@@ -287,10 +241,10 @@ TEST_CASE("event functions reject NULL and the process goes on") {
   CHECK(weave_event_wait_timed(nullptr, -1, 1) == WEAVE_E_INVALID);
   CHECK(last_error_has("NULL"));
   CHECK(weave_event_wait_slow(nullptr, 0, 0) == WEAVE_E_INVALID);
-  prime_last_error();
+  prime_last_error("weave_event");
   weave_event_wait(nullptr);
   CHECK(last_error_has("weave_event_wait: event is NULL"));
-  prime_last_error();
+  prime_last_error("weave_event");
   weave_event_notify(nullptr);
   CHECK(last_error_has("weave_event_notify: event is NULL"));
   CHECK(std::string(weave_strerror(WEAVE_E_INVALID)).rfind("WEAVE_E_INVALID", 0) == 0);

@@ -1,6 +1,7 @@
 // ft_weave.h section 4, "Once": run an initialiser once, retry after failure
 // (CPython's _PyOnceFlag).
 #include "weave_test.hpp"
+#include "test_util.hpp"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -12,44 +13,8 @@
 
 namespace {
 
-template <typename F>
-F *exported(const char *name) {
-  void *p = dlsym(RTLD_DEFAULT, name);
-  REQUIRE(p != nullptr);
-  F *f = nullptr;
-  std::memcpy(&f, &p, sizeof f);
-  return f;
-}
-
-bool last_error_has(const char *text) { return std::string(weave_last_error()).find(text) != std::string::npos; }
-
-class Threads {
- public:
-  void start(std::function<void()> fn) {
-    auto *heap = new std::function<void()>(std::move(fn));
-    pthread_t t;
-    REQUIRE(pthread_create(
-                &t, nullptr,
-                [](void *p) -> void * {
-                  auto *f = static_cast<std::function<void()> *>(p);
-                  (*f)();
-                  delete f;
-                  return nullptr;
-                },
-                heap) == 0);
-    threads_.push_back(t);
-  }
-  void join() {
-    for (pthread_t t : threads_) REQUIRE(pthread_join(t, nullptr) == 0);
-    threads_.clear();
-  }
-  ~Threads() {
-    for (pthread_t t : threads_) pthread_join(t, nullptr);
-  }
-
- private:
-  std::vector<pthread_t> threads_;
-};
+using namespace ftw_test;
+using Threads = thread_group;
 
 // Polls (up to ~1 s) until the flag's byte is `value`.
 bool byte_becomes(const weave_once_t &o, uint8_t value) {

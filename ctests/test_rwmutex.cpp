@@ -1,6 +1,7 @@
 // ft_weave.h section 4, "RW mutex": writer-preferring reader-writer lock
 // (CPython's _PyRWMutex).
 #include "weave_test.hpp"
+#include "test_util.hpp"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -13,55 +14,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-template <typename F>
-F *exported(const char *name) {
-  void *p = dlsym(RTLD_DEFAULT, name);
-  REQUIRE(p != nullptr);
-  F *f = nullptr;
-  std::memcpy(&f, &p, sizeof f);
-  return f;
-}
-
-void prime_last_error() {
-  REQUIRE(weave_register_destructor(nullptr, nullptr) == WEAVE_E_INVALID);
-  REQUIRE(std::string(weave_last_error()).find("weave_rwmutex") == std::string::npos);
-}
-
-bool last_error_has(const char *text) { return std::string(weave_last_error()).find(text) != std::string::npos; }
-
-class Threads {
- public:
-  void start(std::function<void()> fn) {
-    auto *heap = new std::function<void()>(std::move(fn));
-    pthread_t t;
-    REQUIRE(pthread_create(
-                &t, nullptr,
-                [](void *p) -> void * {
-                  auto *f = static_cast<std::function<void()> *>(p);
-                  (*f)();
-                  delete f;
-                  return nullptr;
-                },
-                heap) == 0);
-    threads_.push_back(t);
-  }
-  void join() {
-    for (pthread_t t : threads_) REQUIRE(pthread_join(t, nullptr) == 0);
-    threads_.clear();
-  }
-  ~Threads() {
-    for (pthread_t t : threads_) pthread_join(t, nullptr);
-  }
-
- private:
-  std::vector<pthread_t> threads_;
-};
+using namespace ftw_test;
+using Threads = thread_group;
 
 uintptr_t load_bits(const weave_rwmutex_t &rw) { return __atomic_load_n(&rw.bits, __ATOMIC_ACQUIRE); }
 
@@ -340,10 +294,10 @@ TEST_CASE("writer preference: with a writer waiting, a new reader waits until th
 }
 
 TEST_CASE("RW mutex functions reject NULL and the process goes on") {
-  prime_last_error();
+  prime_last_error("weave_rwmutex");
   weave_rwmutex_rlock(nullptr);
   CHECK(last_error_has("weave_rwmutex_rlock: rwmutex is NULL"));
-  prime_last_error();
+  prime_last_error("weave_rwmutex");
   weave_rwmutex_lock(nullptr);
   CHECK(last_error_has("weave_rwmutex_lock: rwmutex is NULL"));
   CHECK(weave_rwmutex_runlock(nullptr) == WEAVE_E_INVALID);
@@ -351,20 +305,20 @@ TEST_CASE("RW mutex functions reject NULL and the process goes on") {
   CHECK(weave_rwmutex_unlock(nullptr) == WEAVE_E_INVALID);
   CHECK(last_error_has("weave_rwmutex_unlock: rwmutex is NULL"));
 
-  prime_last_error();
+  prime_last_error("weave_rwmutex");
   weave_rwmutex_rlock_slow(nullptr);
   CHECK(last_error_has("rwmutex is NULL"));
-  prime_last_error();
+  prime_last_error("weave_rwmutex");
   weave_rwmutex_lock_slow(nullptr);
   CHECK(last_error_has("rwmutex is NULL"));
   CHECK(weave_rwmutex_runlock_slow(nullptr) == WEAVE_E_INVALID);
   CHECK(weave_rwmutex_unlock_slow(nullptr) == WEAVE_E_INVALID);
 
   RWApi api = exported_api();
-  prime_last_error();
+  prime_last_error("weave_rwmutex");
   api.rlock(nullptr);
   CHECK(last_error_has("rwmutex is NULL"));
-  prime_last_error();
+  prime_last_error("weave_rwmutex");
   api.lock(nullptr);
   CHECK(last_error_has("rwmutex is NULL"));
   CHECK(api.runlock(nullptr) == WEAVE_E_INVALID);

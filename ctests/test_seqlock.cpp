@@ -1,5 +1,6 @@
 // ft_weave.h section 4, "Seqlock": sequence lock (CPython's _PySeqLock).
 #include "weave_test.hpp"
+#include "test_util.hpp"
 
 #include <dlfcn.h>
 #include <sys/wait.h>
@@ -13,55 +14,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-template <typename F>
-F *exported(const char *name) {
-  void *p = dlsym(RTLD_DEFAULT, name);
-  REQUIRE(p != nullptr);
-  F *f = nullptr;
-  std::memcpy(&f, &p, sizeof f);
-  return f;
-}
-
-void prime_last_error() {
-  REQUIRE(weave_register_destructor(nullptr, nullptr) == WEAVE_E_INVALID);
-  REQUIRE(std::string(weave_last_error()).find("weave_seqlock") == std::string::npos);
-}
-
-bool last_error_has(const char *text) { return std::string(weave_last_error()).find(text) != std::string::npos; }
-
-class Threads {
- public:
-  void start(std::function<void()> fn) {
-    auto *heap = new std::function<void()>(std::move(fn));
-    pthread_t t;
-    REQUIRE(pthread_create(
-                &t, nullptr,
-                [](void *p) -> void * {
-                  auto *f = static_cast<std::function<void()> *>(p);
-                  (*f)();
-                  delete f;
-                  return nullptr;
-                },
-                heap) == 0);
-    threads_.push_back(t);
-  }
-  void join() {
-    for (pthread_t t : threads_) REQUIRE(pthread_join(t, nullptr) == 0);
-    threads_.clear();
-  }
-  ~Threads() {
-    for (pthread_t t : threads_) pthread_join(t, nullptr);
-  }
-
- private:
-  std::vector<pthread_t> threads_;
-};
+using namespace ftw_test;
+using Threads = thread_group;
 
 uint32_t sequence_of(const weave_seqlock_t &s) { return __atomic_load_n(&s.sequence, __ATOMIC_ACQUIRE); }
 
@@ -111,18 +65,18 @@ TEST_CASE("abandon_write leaves the sequence as it was before the write") {
 
 TEST_CASE("unlocking a seqlock that is not write-locked is refused and changes nothing") {
   weave_seqlock_t s = {0};
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   weave_seqlock_unlock_write(&s);
   CHECK(s.sequence == 0);
   CHECK(last_error_has("weave_seqlock_unlock_write: the seqlock is not write-locked"));
   CHECK(last_error_has("not write-locked"));
 
   s.sequence = 6;
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   weave_seqlock_abandon_write(&s);
   CHECK(s.sequence == 6);
   CHECK(last_error_has("weave_seqlock_abandon_write: the seqlock is not write-locked"));
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   weave_seqlock_unlock_write(&s);
   CHECK(s.sequence == 6);
   CHECK(last_error_has("not write-locked"));
@@ -283,25 +237,25 @@ TEST_CASE("the exported copies of begin_read and end_read behave as the inline o
   CHECK(begin_read(&s) == 2);
   CHECK(end_read(&s, 2) == 1);
   CHECK(end_read(nullptr, 0) == 0);
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   CHECK(begin_read(nullptr) == 0);
   CHECK(last_error_has("weave_seqlock_begin_read: seqlock is NULL"));
 }
 
 TEST_CASE("seqlock functions reject NULL and the process goes on") {
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   weave_seqlock_lock_write(nullptr);
   CHECK(last_error_has("weave_seqlock_lock_write: seqlock is NULL"));
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   weave_seqlock_unlock_write(nullptr);
   CHECK(last_error_has("weave_seqlock_unlock_write: seqlock is NULL"));
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   weave_seqlock_abandon_write(nullptr);
   CHECK(last_error_has("weave_seqlock_abandon_write: seqlock is NULL"));
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   CHECK(weave_seqlock_begin_read_slow(nullptr) == 0);
   CHECK(last_error_has("seqlock is NULL"));
-  prime_last_error();
+  prime_last_error("weave_seqlock");
   CHECK(weave_seqlock_begin_read(nullptr) == 0);
   CHECK(last_error_has("seqlock is NULL"));
   CHECK(weave_seqlock_end_read(nullptr, 0) == 0);

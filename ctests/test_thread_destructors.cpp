@@ -4,6 +4,7 @@
 // with its _test_weave.c helpers) one for one; the rest go beyond ft_utils.
 #include "weave_test.hpp"
 
+#include <dlfcn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -555,4 +556,28 @@ TEST_CASE("compatibility names behave as the weave_ names") {
   });
   CHECK(called_1() == 1);
   CHECK(called_2() == 0);
+}
+
+TEST_CASE("the exported copies of the _py_ helpers behave as the inline ones") {
+  using RegisterFn = int (*)(void **, wvls_destructor_t);
+  using UnregisterFn = int (*)(void **, int *);
+  void *reg = dlsym(RTLD_DEFAULT, "_py_register_wvls_destructor");
+  void *unreg = dlsym(RTLD_DEFAULT, "_py_unregister_wvls_destructor");
+  REQUIRE(reg != nullptr);
+  REQUIRE(unreg != nullptr);
+  RegisterFn do_register;
+  UnregisterFn do_unregister;
+  std::memcpy(&do_register, &reg, sizeof reg);
+  std::memcpy(&do_unregister, &unreg, sizeof unreg);
+
+  reset_state();
+  void *var = ptr1;
+  CHECK(do_register(nullptr, destructor_add_1) == 1);
+  CHECK(do_register(&var, destructor_add_1) == 0);
+  int unregistered = -1;
+  CHECK(do_unregister(&var, &unregistered) == 0);
+  CHECK(unregistered == 1);
+  CHECK(do_unregister(&var, nullptr) == 0);
+  CHECK(do_unregister(nullptr, &unregistered) == 1);
+  CHECK(weave_run_thread_destructors() == 0);
 }

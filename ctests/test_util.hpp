@@ -4,12 +4,17 @@
 
 #include "weave_test.hpp"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
+#include <chrono>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace ftw_test {
 
@@ -76,6 +81,67 @@ class native_thread {
   std::unique_ptr<std::function<void()>> fn_;
   pthread_t tid_{};
   bool joinable_ = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+inline double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// The library's exported copy of a function the header also defines inline,
+// looked up with dlsym so that the compiler cannot substitute the inline one.
+template <typename F>
+F *exported(const char *name) {
+  void *p = dlsym(RTLD_DEFAULT, name);
+  REQUIRE(p != nullptr);
+  F *f = nullptr;
+  std::memcpy(&f, &p, sizeof f);
+  return f;
+}
+
+inline bool last_error_has(const char *text) {
+  return std::string(weave_last_error()).find(text) != std::string::npos;
+}
+
+// Puts an unrelated message into weave_last_error, so that a later check for
+// `name` (a function-name prefix) proves the call under test wrote it.
+inline void prime_last_error(const char *name) {
+  REQUIRE(weave_register_destructor(nullptr, nullptr) == WEAVE_E_INVALID);
+  REQUIRE_FALSE(last_error_has(name));
+}
+
+// A group of native pthreads, each running its own function; join() waits for
+// all (the destructor too). Same rule as native_thread for assertions.
+class thread_group {
+ public:
+  thread_group() = default;
+  thread_group(const thread_group &) = delete;
+  thread_group &operator=(const thread_group &) = delete;
+  void start(std::function<void()> fn) {
+    auto *heap = new std::function<void()>(std::move(fn));
+    pthread_t t;
+    REQUIRE(pthread_create(
+                &t, nullptr,
+                [](void *p) -> void * {
+                  auto *f = static_cast<std::function<void()> *>(p);
+                  (*f)();
+                  delete f;
+                  return nullptr;
+                },
+                heap) == 0);
+    threads_.push_back(t);
+  }
+  void join() {
+    for (pthread_t t : threads_) REQUIRE(pthread_join(t, nullptr) == 0);
+    threads_.clear();
+  }
+  ~thread_group() {
+    for (pthread_t t : threads_) pthread_join(t, nullptr);
+  }
+
+ private:
+  std::vector<pthread_t> threads_;
 };
 
 }  // namespace ftw_test

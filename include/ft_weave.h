@@ -20,7 +20,8 @@
  * Uncontended lock operations are static inline here (one atomic instruction
  * on the struct's own word) and fall back to exports whose names end in
  * _slow. Every inline function is also exported under its own name with the
- * same behaviour, for FFIs that cannot use this header (ctypes, Rust, C#).
+ * same behaviour, for FFIs that cannot use this header (ctypes, Rust, C#);
+ * the only exceptions are private helpers named weave__* (not API).
  *
  * The contract behind every name here is docs/ and the project's API.md.
  * Link with -lft_weave (pkg-config ft_weave, or CMake target ft_weave::ft_weave).
@@ -536,7 +537,8 @@ WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, thread) == 8, "recursive m
 WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, level) == 16, "recursive mutex layout");
 WEAVE_STATIC_ASSERT(sizeof(weave_recursive_mutex_t) == 24, "recursive mutex layout");
 
-/* weave_thread_id() without a call into the library (same value). */
+/* Private helper (not API, not exported): weave_thread_id() without a call
+ * into the library (same value). */
 static inline uint64_t weave__inline_thread_id(void) {
   return (uint64_t)(uintptr_t)pthread_self();
 }

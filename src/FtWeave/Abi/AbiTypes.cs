@@ -6,8 +6,8 @@ namespace FtWeave.Abi;
 // Mirrors of the structs in ft_weave.h, with the C names and C field names.
 // The locks' algorithms work on the fields directly through pointers (a
 // weave_mutex_t* is a byte*); these types fix the layouts the header asserts.
-// C# has no static_assert on sizeof, so src/FtWeave.Tests asserts the same
-// sizes and offsets as the header's WEAVE_STATIC_ASSERTs (run by CTest).
+// C# has no static_assert on sizeof: src/FtWeave.AbiCheck (CTest abi_check)
+// compares every mirror's size and field offsets with the header's.
 
 /// <summary><c>typedef struct { uint8_t _bits; } weave_mutex_t;</c></summary>
 [StructLayout(LayoutKind.Sequential)]

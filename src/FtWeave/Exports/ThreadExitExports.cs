@@ -37,6 +37,27 @@ internal static unsafe class ThreadExitExports
         return result < 0 ? 0 : result;
     }
 
+    /// <summary>The header's static inline ft_utils helper, exported for FFIs: 0 ok, 1 failure.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "_py_register_wvls_destructor")]
+    private static int PyRegisterWvlsDestructor(void** var, delegate* unmanaged<void*, void> destructor)
+        => ThreadExitDestructors.Register(var, destructor) == 0 ? 0 : 1;
+
+    /// <summary>The header's static inline ft_utils helper, exported for FFIs: 0 ok (with *unregistered 1/0), 1 failure.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "_py_unregister_wvls_destructor")]
+    private static int PyUnregisterWvlsDestructor(void** var, int* unregistered)
+    {
+        int removed = ThreadExitDestructors.Unregister(var);
+        if (removed < 0)
+        {
+            return 1;
+        }
+        if (unregistered != null)
+        {
+            *unregistered = removed;
+        }
+        return 0;
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "wvls_key_create")]
     private static int KeyCreate(uint* key, delegate* unmanaged<void*, void> destructor)
         => key == null ? EINVAL : Pthread.KeyCreate(key, destructor);

@@ -139,7 +139,17 @@ internal static unsafe class Mutex
                     }
                 }
 
-                int parked = ParkingLot.Park(m, &expected, 1, timeoutNs, &waiter, detach);
+                long parkTimeout = timeoutNs;
+                if (timeoutNs > 0)
+                {
+                    // The spinning above used part of the budget: sleep only for what is left.
+                    parkTimeout = deadline - Futex.MonotonicNow();
+                    if (parkTimeout <= 0)
+                    {
+                        return LockStatus.Failure;
+                    }
+                }
+                int parked = ParkingLot.Park(m, &expected, 1, parkTimeout, &waiter, detach);
                 if (parked == ParkResult.Ok)
                 {
                     if (waiter.HandedOff != 0)

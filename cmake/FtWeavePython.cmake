@@ -1,0 +1,34 @@
+# Finds the CPython the Python tests and the benchmark use:
+#   FT_WEAVE_PYTHON      the interpreter's real path (pyenv shims resolved), so
+#                        that tests run the same interpreter whose headers and
+#                        libpython the embedding programs are built with
+#   Python3::Python      (from FindPython3) headers + libpython, for embedding
+# With FT_WEAVE_INSTALL_TEST_DEPS, a missing interpreter or missing headers
+# are installed from Debian packages (python3, python3-dev), as ctests/ does
+# for Catch2. Set Python3_EXECUTABLE or Python3_ROOT_DIR to choose another.
+include_guard(GLOBAL) # Python3::Python is imported GLOBAL: tests and bench share it
+
+find_package(Python3 3.8 COMPONENTS Interpreter Development.Embed GLOBAL)
+if(NOT Python3_FOUND AND FT_WEAVE_INSTALL_TEST_DEPS)
+  message(STATUS "ft_weave: Python 3 headers/libpython not found; installing Debian packages python3 python3-dev")
+  set(_apt ${CMAKE_COMMAND} -E env DEBIAN_FRONTEND=noninteractive apt-get)
+  execute_process(COMMAND ${_apt} install -y --no-install-recommends python3 python3-dev RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    execute_process(COMMAND ${_apt} update RESULT_VARIABLE _rc)
+    execute_process(COMMAND ${_apt} install -y --no-install-recommends python3 python3-dev RESULT_VARIABLE _rc)
+  endif()
+  unset(Python3_EXECUTABLE CACHE)
+  find_package(Python3 3.8 COMPONENTS Interpreter Development.Embed GLOBAL)
+endif()
+if(NOT Python3_FOUND)
+  message(FATAL_ERROR "ft_weave's Python tests need Python 3 with its headers and libpython "
+                      "(`apt-get install python3-dev`), or configure with -DFT_WEAVE_INSTALL_TEST_DEPS=ON "
+                      "(the `test` preset does)")
+endif()
+
+execute_process(COMMAND "${Python3_EXECUTABLE}" -c "import sys; print(sys.executable)"
+                OUTPUT_VARIABLE FT_WEAVE_PYTHON OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
+if(NOT _rc EQUAL 0 OR NOT EXISTS "${FT_WEAVE_PYTHON}")
+  set(FT_WEAVE_PYTHON "${Python3_EXECUTABLE}")
+endif()
+message(STATUS "ft_weave: Python ${Python3_VERSION} for tests: ${FT_WEAVE_PYTHON} (libpython: ${Python3_LIBRARIES})")

@@ -1,0 +1,50 @@
+"""ft_weave for Python: libft_weave.so through ctypes (standard library only).
+
+- ``ft_weave.weave``: ft_utils-compatible thread-exit destructors
+  (``register_native_destructor``, ``unregister_native_destructor``), gated by
+  ``ft_weave.ENABLE_EXPERIMENTAL`` as in ft_utils.
+- ``Mutex``, ``Event``, ``RWMutex``, ``Once``: the library's locks, each
+  holding its C struct in ctypes memory.
+- ``park``, ``unpark``, ``unpark_all``: the parking lot on ctypes integers.
+
+The library is loaded on first use: from ``FT_WEAVE_LIBRARY``, next to this
+package, a source checkout's build tree, or the dynamic loader
+(``LibraryNotFoundError`` lists what was tried). See docs/python.md.
+"""
+
+from . import weave
+from ._native import LibraryNotFoundError, library_path
+from .locks import Event, Mutex, Once, RWMutex
+from .parking import PARK_AGAIN, PARK_INTR, PARK_OK, PARK_TIMEOUT, park, unpark, unpark_all
+
+__version__ = "0.1.0"
+
+# As ft_utils.ENABLE_EXPERIMENTAL: ft_weave.weave refuses to work until set.
+ENABLE_EXPERIMENTAL = False
+
+
+def library_version():
+    """The loaded library's weave_version() string."""
+    from . import _native
+
+    return _native.lib().weave_version().decode("ascii")
+
+
+__all__ = [
+    "ENABLE_EXPERIMENTAL",
+    "Event",
+    "LibraryNotFoundError",
+    "Mutex",
+    "Once",
+    "PARK_AGAIN",
+    "PARK_INTR",
+    "PARK_OK",
+    "PARK_TIMEOUT",
+    "RWMutex",
+    "library_path",
+    "library_version",
+    "park",
+    "unpark",
+    "unpark_all",
+    "weave",
+]

@@ -1,0 +1,235 @@
+"""ft_utils' seven weave cases (ft_utils/tests/test_weave.py), rewritten over
+ctypes: Python threads register C destructors of the helper library, and the
+destructors' effects are checked after the native thread has exited. Plus the
+ENABLE_EXPERIMENTAL gate and every argument error."""
+
+import ctypes
+import threading
+import unittest
+
+import ft_weave
+from ft_weave import weave
+
+import support
+
+
+class WeaveTestBase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.helper = support.helper_library()
+        h = cls.helper
+        cls.ptr1 = support.variable_address(h, "ptr1")
+        cls.ptr2 = support.variable_address(h, "ptr2")
+        cls.add_1 = support.function_address(h, "destructor_add_1")
+        cls.add_2 = support.function_address(h, "destructor_add_2")
+        cls.reset_1 = support.function_address(h, "destructor_reset_1")
+
+    def setUp(self):
+        self._saved = ft_weave.ENABLE_EXPERIMENTAL
+        ft_weave.ENABLE_EXPERIMENTAL = True
+        self.helper.reset()
+
+    def tearDown(self):
+        ft_weave.ENABLE_EXPERIMENTAL = self._saved
+
+    # ft_utils' _test_weave.c functions, as calls through the package.
+    def register_destructor_1(self):
+        weave.register_native_destructor(self.ptr1, self.add_1)
+
+    def register_destructor_2(self):
+        weave.register_native_destructor(self.ptr2, self.add_2)
+
+    def register_destructor_reset_1(self):
+        weave.register_native_destructor(self.ptr1, self.reset_1)
+
+    def unregister_destructor_1(self):
+        return int(weave.unregister_native_destructor(self.ptr1))
+
+    def unregister_destructor_2(self):
+        return int(weave.unregister_native_destructor(self.ptr2))
+
+    def called_1(self):
+        return self.helper.get_destructor_called_1()
+
+    def called_2(self):
+        return self.helper.get_destructor_called_2()
+
+
+class TestTLSManagement(WeaveTestBase):
+    """The seven cases of ft_utils, in its order and with its expectations."""
+
+    def test_register_destructor_1(self):
+        support.run_thread(self.register_destructor_1)
+        self.assertEqual(self.called_1(), 1)
+
+    def test_unregister_destructor_1(self):
+        self.register_destructor_1()
+        self.assertEqual(1, self.unregister_destructor_1())
+
+        def thread_func():
+            self.register_destructor_1()
+            self.unregister_destructor_1()
+
+        support.run_thread(thread_func)
+        self.assertEqual(self.called_1(), 0)
+
+    def test_register_destructor_2(self):
+        support.run_thread(self.register_destructor_2)
+        self.assertEqual(self.called_2(), 1)
+
+    def test_unregister_destructor_2(self):
+        self.register_destructor_2()
+        self.register_destructor_2()
+        self.unregister_destructor_2()
+        self.unregister_destructor_2()
+        self.assertEqual(0, self.unregister_destructor_2())
+
+        self.register_destructor_2()
+        self.assertEqual(1, self.unregister_destructor_2())
+        self.assertEqual(0, self.unregister_destructor_1())
+
+        def thread_func():
+            self.register_destructor_2()
+            self.unregister_destructor_2()
+
+        support.run_thread(thread_func)
+        self.assertEqual(self.called_2(), 0)
+
+    def test_unregister_destructor_12(self):
+        self.register_destructor_1()
+        self.register_destructor_2()
+        self.unregister_destructor_2()
+        self.unregister_destructor_1()
+        self.assertEqual(0, self.unregister_destructor_2())
+
+        def thread_func():
+            self.register_destructor_1()
+            self.register_destructor_2()
+            self.register_destructor_1()
+            self.register_destructor_2()
+            self.unregister_destructor_1()
+
+        support.run_thread(thread_func)
+        self.assertEqual(self.called_2(), 2)
+        self.assertEqual(self.called_1(), 0)
+
+    def test_unregister_destructor_sequence(self):
+        # Registration order: add, add, reset -> the reset one runs last.
+        def thread_func():
+            self.register_destructor_1()
+            self.register_destructor_1()
+            self.register_destructor_reset_1()
+
+        support.run_thread(thread_func)
+        self.assertEqual(self.called_1(), 100)
+
+    def test_multiple_threads(self):
+        num_threads = 10
+        ids = []
+        lock = threading.Lock()
+
+        def thread_func():
+            with lock:
+                ids.append(threading.get_native_id())
+            self.register_destructor_1()
+
+        threads = [threading.Thread(target=thread_func) for _ in range(num_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(support.WAIT_LIMIT)
+            self.assertFalse(t.is_alive())
+        self.assertEqual(len(ids), num_threads)
+        for native_id in ids:
+            self.assertTrue(support.wait_for_native_exit(native_id))
+        self.assertEqual(self.called_1(), num_threads)
+
+
+class TestDestructorsRunAtExitOnly(WeaveTestBase):
+    def test_not_run_before_thread_exit(self):
+        # Registered on this (main) thread and removed again: nothing ran.
+        self.register_destructor_1()
+        self.assertEqual(self.called_1(), 0)
+        self.assertTrue(weave.unregister_native_destructor(self.ptr1))
+        self.assertFalse(weave.unregister_native_destructor(self.ptr1))
+        self.assertEqual(self.called_1(), 0)
+
+    def test_value_read_at_exit(self):
+        # The destructor gets *var as it is when the thread exits.
+        cell = ctypes.c_void_p(None)
+
+        def thread_func():
+            weave.register_native_destructor(ctypes.addressof(cell), self.add_1)
+            cell.value = ctypes.c_void_p.in_dll(self.helper, "ptr1").value
+
+        support.run_thread(thread_func)
+        self.assertEqual(self.called_1(), 1)
+
+
+class TestGateAndErrors(WeaveTestBase):
+    def test_gate(self):
+        ft_weave.ENABLE_EXPERIMENTAL = False
+        with self.assertRaisesRegex(RuntimeError, "^Experimental support not enabled for ft_weave$"):
+            weave.register_native_destructor(self.ptr1, self.add_1)
+        with self.assertRaisesRegex(RuntimeError, "Experimental support not enabled for ft_weave"):
+            weave.unregister_native_destructor(self.ptr1)
+        # The gate comes first, as in ft_utils: even bad arguments get RuntimeError.
+        with self.assertRaises(RuntimeError):
+            weave.register_native_destructor("x", None)
+        # Checked on every call, not only until the first success.
+        ft_weave.ENABLE_EXPERIMENTAL = True
+        self.assertFalse(weave.unregister_native_destructor(self.ptr1))
+        ft_weave.ENABLE_EXPERIMENTAL = False
+        with self.assertRaises(RuntimeError):
+            weave.unregister_native_destructor(self.ptr1)
+
+    def test_type_errors(self):
+        for bad in ("1", 1.0, None, b"\x01", [1], object(), True):
+            with self.subTest(bad=bad):
+                with self.assertRaises(TypeError):
+                    weave.register_native_destructor(bad, self.add_1)
+                with self.assertRaises(TypeError):
+                    weave.register_native_destructor(self.ptr1, bad)
+                with self.assertRaises(TypeError):
+                    weave.unregister_native_destructor(bad)
+
+    def test_value_errors(self):
+        for bad in (0, -1, -(2**70)):
+            with self.subTest(bad=bad):
+                with self.assertRaises(ValueError):
+                    weave.register_native_destructor(bad, self.add_1)
+                with self.assertRaises(ValueError):
+                    weave.register_native_destructor(self.ptr1, bad)
+                with self.assertRaises(ValueError):
+                    weave.unregister_native_destructor(bad)
+        # Nothing was registered by the refused calls.
+        self.assertFalse(weave.unregister_native_destructor(self.ptr1))
+
+    def test_overflow_errors(self):
+        for bad in (2**64, 2**100):
+            with self.subTest(bad=bad):
+                with self.assertRaises(OverflowError):
+                    weave.register_native_destructor(bad, self.add_1)
+                with self.assertRaises(OverflowError):
+                    weave.register_native_destructor(self.ptr1, bad)
+                with self.assertRaises(OverflowError):
+                    weave.unregister_native_destructor(bad)
+
+    def test_index_objects_accepted(self):
+        class Address:
+            def __init__(self, value):
+                self.value = value
+
+            def __index__(self):
+                return self.value
+
+        weave.register_native_destructor(Address(self.ptr1), Address(self.add_1))
+        self.assertTrue(weave.unregister_native_destructor(Address(self.ptr1)))
+
+    def test_largest_address_accepted(self):
+        top = 2**64 - 1
+        self.assertFalse(weave.unregister_native_destructor(top))
+
+
+if __name__ == "__main__":
+    unittest.main()
