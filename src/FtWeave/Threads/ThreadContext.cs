@@ -66,6 +66,18 @@ internal static unsafe class ThreadContexts
     // error paths touch it, so its thread-static allocation is acceptable.
     [ThreadStatic] private static byte* t_fallbackError;
 
+    // 1 once any thread has stored a fallback message (never cleared). Until
+    // then t_fallbackError is NULL on every thread, so the paths every thread
+    // takes (its exit hook, weave_last_error without a context) skip the
+    // thread-static entirely: NativeAOT allocates a thread's thread-static
+    // block on the GC heap the first time the thread touches one, and that
+    // allocation made every exiting thread take a fresh allocation context
+    // (about 8 KB zeroed: gc_heap::adjust_limit_clr; bench/ churn scenario).
+    // A plain field is enough: a thread reads it only to know whether it may
+    // have written its *own* t_fallbackError, and it sets the flag before
+    // that write in program order.
+    private static int s_fallbackUsed;
+
     private static uint Key
     {
         get
@@ -176,7 +188,10 @@ internal static unsafe class ThreadContexts
         // From here on the thread has no context; see TornDown. (The slot
         // already exists for this key, so this set cannot fail for memory.)
         Pthread.SetSpecific(Key, (void*)TornDown);
-        t_fallbackError = null;
+        if (s_fallbackUsed != 0)
+        {
+            t_fallbackError = null;
+        }
         Libc.Free(ctx->Entries);
         Libc.Free(ctx);
     }
@@ -201,6 +216,7 @@ internal static unsafe class ThreadContexts
         {
             fixed (byte* p = message)
             {
+                s_fallbackUsed = 1;
                 t_fallbackError = p;
             }
         }
@@ -219,6 +235,7 @@ internal static unsafe class ThreadContexts
         {
             fixed (byte* p = fallback)
             {
+                s_fallbackUsed = 1;
                 t_fallbackError = p;
             }
             return default;
@@ -234,7 +251,7 @@ internal static unsafe class ThreadContexts
         {
             return ctx->LastError;
         }
-        byte* fallback = t_fallbackError;
+        byte* fallback = s_fallbackUsed != 0 ? t_fallbackError : null;
         if (fallback != null)
         {
             return fallback;
