@@ -7,16 +7,11 @@
 # are installed from Debian packages (python3, python3-dev), as ctests/ does
 # for Catch2. Set Python3_EXECUTABLE or Python3_ROOT_DIR to choose another.
 include_guard(GLOBAL) # Python3::Python is imported GLOBAL: tests and bench share it
+include("${CMAKE_CURRENT_LIST_DIR}/FtWeaveDebianPackages.cmake")
 
 find_package(Python3 3.8 COMPONENTS Interpreter Development.Embed GLOBAL)
 if(NOT Python3_FOUND AND FT_WEAVE_INSTALL_TEST_DEPS)
-  message(STATUS "ft_weave: Python 3 headers/libpython not found; installing Debian packages python3 python3-dev")
-  set(_apt ${CMAKE_COMMAND} -E env DEBIAN_FRONTEND=noninteractive apt-get)
-  execute_process(COMMAND ${_apt} install -y --no-install-recommends python3 python3-dev RESULT_VARIABLE _rc)
-  if(NOT _rc EQUAL 0)
-    execute_process(COMMAND ${_apt} update RESULT_VARIABLE _rc)
-    execute_process(COMMAND ${_apt} install -y --no-install-recommends python3 python3-dev RESULT_VARIABLE _rc)
-  endif()
+  ftw_install_debian_packages("Python 3 headers/libpython not found" python3 python3-dev)
   unset(Python3_EXECUTABLE CACHE)
   find_package(Python3 3.8 COMPONENTS Interpreter Development.Embed GLOBAL)
 endif()
