@@ -27,3 +27,19 @@ if(NOT _rc EQUAL 0 OR NOT EXISTS "${FT_WEAVE_PYTHON}")
   set(FT_WEAVE_PYTHON "${Python3_EXECUTABLE}")
 endif()
 message(STATUS "ft_weave: Python ${Python3_VERSION} for tests: ${FT_WEAVE_PYTHON} (libpython: ${Python3_LIBRARIES})")
+
+# ftw_find_python_with(<out> <probe> <candidate>...): the first existing
+# interpreter among the candidates that runs the Python code <probe> without
+# error (for example "import matplotlib"), or "" in <out>.
+function(ftw_find_python_with out probe)
+  foreach(candidate IN LISTS ARGN)
+    if(candidate AND EXISTS "${candidate}")
+      execute_process(COMMAND "${candidate}" -c "${probe}" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+      if(rc EQUAL 0)
+        set(${out} "${candidate}" PARENT_SCOPE)
+        return()
+      endif()
+    endif()
+  endforeach()
+  set(${out} "" PARENT_SCOPE)
+endfunction()
