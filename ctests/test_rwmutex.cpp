@@ -209,7 +209,6 @@ TEST_CASE("stress: 4 readers and 2 writers never overlap a writer") {
   Threads threads;
   for (int i = 0; i < 4; i++) {
     threads.start([] {
-      long n = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         weave_rwmutex_rlock(&rw);
         readers_in.fetch_add(1);
@@ -217,14 +216,12 @@ TEST_CASE("stress: 4 readers and 2 writers never overlap a writer") {
         if (shared_a != shared_b) violations.fetch_add(1);
         readers_in.fetch_sub(1);
         if (weave_rwmutex_runlock(&rw) != 0) violations.fetch_add(1);
-        n++;
+        reads.fetch_add(1, std::memory_order_relaxed);  // live: the main loop waits for progress
       }
-      reads.fetch_add(n);
     });
   }
   for (int i = 0; i < 2; i++) {
     threads.start([] {
-      long n = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         weave_rwmutex_lock(&rw);
         if (writers_in.fetch_add(1) != 0) violations.fetch_add(1);
@@ -234,13 +231,17 @@ TEST_CASE("stress: 4 readers and 2 writers never overlap a writer") {
         shared_b++;
         writers_in.fetch_sub(1);
         if (weave_rwmutex_unlock(&rw) != 0) violations.fetch_add(1);
-        n++;
+        writes.fetch_add(1, std::memory_order_relaxed);
       }
-      writes.fetch_add(n);
     });
   }
+  // At least 500 ms, and on until both sides made progress (under valgrind,
+  // which runs one thread at a time, one side may not get scheduled within
+  // 500 ms). Bounded at 30 s.
   auto t0 = Clock::now();
-  while (ms_since(t0) < 500) usleep(10 * 1000);
+  while ((ms_since(t0) < 500 || writes.load() < 1 || reads.load() < 1) && ms_since(t0) < 30000) {
+    usleep(10 * 1000);
+  }
   stop = true;
   threads.join();
 

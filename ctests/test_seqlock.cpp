@@ -138,6 +138,7 @@ TEST_CASE("readers never accept a torn two-word value while a writer keeps updat
         // Nothing to change after all: give the sequence back.
         weave_seqlock_abandon_write(&s);
         abandoned++;
+        abandons.store(abandoned, std::memory_order_relaxed);  // progress, for the main loop
         n++;
         continue;
       }
@@ -149,6 +150,7 @@ TEST_CASE("readers never accept a torn two-word value while a writer keeps updat
       __atomic_store_n(&word_b, v, __ATOMIC_RELAXED);
       weave_seqlock_unlock_write(&s);
       published++;
+      writes.store(published, std::memory_order_relaxed);
     }
     writes = published;
     abandons = abandoned;
@@ -175,8 +177,13 @@ TEST_CASE("readers never accept a torn two-word value while a writer keeps updat
       retries.fetch_add(again);
     });
   }
+  // At least 300 ms, and on until the writer has both published and abandoned
+  // a few times: under valgrind, which runs one thread at a time, the writer
+  // may not get scheduled at all within 300 ms. Bounded at 30 s.
   auto t0 = Clock::now();
-  while (ms_since(t0) < 300) usleep(10 * 1000);
+  while ((ms_since(t0) < 300 || writes.load() < 1 || abandons.load() < 1) && ms_since(t0) < 30000) {
+    usleep(10 * 1000);
+  }
   stop = true;
   threads.join();
 
