@@ -83,8 +83,11 @@ internal static unsafe class ThreadLocalValues
 
     /// <summary>Finds a key through the thread's cache, or the registry on first use.</summary>
     internal static KeyEntry* FindKey(ThreadContext* ctx, byte* key, int length, ulong hash)
+        => FindKey(ctx != null ? Get(ctx) : null, key, length, hash);
+
+    /// <summary>As above, for a caller that already holds the thread's storage (or NULL).</summary>
+    private static KeyEntry* FindKey(ThreadStorage* ts, byte* key, int length, ulong hash)
     {
-        ThreadStorage* ts = ctx != null ? Get(ctx) : null;
         if (ts != null && ts->CacheCapacity != 0)
         {
             int mask = ts->CacheCapacity - 1;
@@ -184,7 +187,7 @@ internal static unsafe class ThreadLocalValues
             ThreadContexts.SetError(WEAVE_E_STATE, "weave_tls_get: the thread is destroying its thread-local values\0"u8);
             return null;
         }
-        KeyEntry* entry = FindKey(ctx, key, length, hash);
+        KeyEntry* entry = FindKey(ts, key, length, hash);
         if (entry == null)
         {
             ThreadContexts.SetError(WEAVE_E_NOMEM, "weave_tls_get: out of memory\0"u8);
