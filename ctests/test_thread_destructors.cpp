@@ -444,32 +444,34 @@ TEST_CASE("weave_run_thread_destructors from inside a destructor is refused") {
 namespace {
 std::atomic<int> late_register_rc{0};
 std::atomic<int> late_unregister_rc{0};
-// Its destructor runs after the thread's ft_weave teardown but before the
-// runtime detaches the thread (step 2 to 3 in ft_weave.h's ordering list).
+// A C++ thread_local destructor runs before every pthread key destructor, so
+// before the thread's ft_weave teardown: what it registers still runs.
 struct LateRegistrar {
   ~LateRegistrar() {
     static weave_local void *late;
+    late = reinterpret_cast<void *>(5);
     late_register_rc = weave_register_destructor(&late, record_value);
     late_unregister_rc = weave_unregister_destructor(&late);
+    late_register_rc = late_register_rc + weave_register_destructor(&late, record_value);
   }
 };
 }  // namespace
 
-TEST_CASE("registering after the thread's teardown is refused with WEAVE_E_STATE, not lost") {
+TEST_CASE("a thread_local destructor may register: the registration runs at the thread's teardown") {
   clear_seen();
-  late_register_rc = 0;
+  late_register_rc = -1;
   late_unregister_rc = -1;
   run_pthread([] {
     (void)weave_thread_id();  // the runtime attaches the thread here
-    static thread_local LateRegistrar registrar;  // destroyed after our teardown
+    REQUIRE(weave_register_destructor(&t_slot, record_a) == 0);
+    static thread_local LateRegistrar registrar;  // destroyed before the teardown
     (void)&registrar;
-    REQUIRE(weave_register_destructor(&t_slot, record_a) == 0);  // teardown hook registered here
   });
-  CHECK(late_register_rc.load() == WEAVE_E_STATE);
-  CHECK(late_unregister_rc.load() == 0);
+  CHECK(late_register_rc.load() == 0);
+  CHECK(late_unregister_rc.load() == 1);
   std::lock_guard<std::mutex> g(seen_mutex);
   CHECK(order == std::vector<std::string>{"a"});
-  CHECK(seen.empty());
+  CHECK(seen == std::vector<void *>{reinterpret_cast<void *>(5)});
 }
 
 // ---------------------------------------------------------------------------
@@ -479,16 +481,22 @@ TEST_CASE("registering after the thread's teardown is refused with WEAVE_E_STATE
 namespace {
 wvls_key_t order_key;
 std::atomic<int> key_destructor_value{0};
-// Key destructors run after the runtime has detached the thread, so they must
-// not call into ft_weave (see "Limits" in docs/thread_exit.md); this one only records.
+std::atomic<int> key_destructor_lock_rc{-1};
+weave_mutex_t key_destructor_mutex;
+// Key destructors run before the thread's teardown and while the runtime still
+// has the thread attached: they may call the library.
 void key_destructor(void *value) {
   key_destructor_value = static_cast<int>(reinterpret_cast<std::intptr_t>(value));
+  key_destructor_lock_rc = weave_mutex_lock_timed(&key_destructor_mutex, 1000000, WEAVE_LOCK_DONT_DETACH);
+  if (key_destructor_lock_rc == WEAVE_LOCK_ACQUIRED) {
+    weave_mutex_unlock(&key_destructor_mutex);
+  }
   std::lock_guard<std::mutex> g(seen_mutex);
   order.push_back("key");
 }
 }  // namespace
 
-TEST_CASE("wvls keys: create, set, get, delete, and key destructors run after weave destructors") {
+TEST_CASE("wvls keys: create, set, get, delete; key destructors run before weave destructors and may call the library") {
   clear_seen();
   REQUIRE(wvls_key_create(&order_key, key_destructor) == 0);
   CHECK(wvls_get_value(order_key) == nullptr);
@@ -501,9 +509,10 @@ TEST_CASE("wvls keys: create, set, get, delete, and key destructors run after we
     REQUIRE(weave_register_destructor(&t_slot, record_a) == 0);
   });
   CHECK(key_destructor_value.load() == 42);
+  CHECK(key_destructor_lock_rc.load() == WEAVE_LOCK_ACQUIRED);
   {
     std::lock_guard<std::mutex> g(seen_mutex);
-    CHECK(order == std::vector<std::string>{"a", "key"});
+    CHECK(order == std::vector<std::string>{"key", "a"});
   }
   CHECK(wvls_key_delete(order_key) == 0);
   CHECK(wvls_key_create(nullptr, nullptr) == EINVAL);

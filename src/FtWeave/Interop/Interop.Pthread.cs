@@ -13,7 +13,10 @@ internal static unsafe partial class Pthread
     [SuppressGCTransition]
     internal static partial nuint Self();
 
-    [LibraryImport("libc", EntryPoint = "pthread_key_create")]
+    // The library is linked with --wrap=pthread_key_create, which redirects
+    // the runtime's key to src/native/thread_exit.c; the library's own keys
+    // (wvls_key_create) are plain keys, so they name the real function.
+    [LibraryImport("libc", EntryPoint = "__real_pthread_key_create")]
     internal static partial int KeyCreate(uint* key, delegate* unmanaged<void*, void> destructor);
 
     [LibraryImport("libc", EntryPoint = "pthread_key_delete")]

@@ -39,6 +39,8 @@ internal unsafe struct ThreadContext
     public void* Storage;
     /// <summary>The innermost critical section, tagged (Sections/CriticalSection.cs), or 0.</summary>
     public nuint SectionTop;
+    /// <summary>1 during the last pass of the thread's teardown: registrations are refused.</summary>
+    public int Closed;
     public fixed byte LastError[LastErrorCapacity];
 }
 
@@ -52,13 +54,20 @@ internal static unsafe class ThreadContexts
     // allocates a thread's thread-static block on the GC heap the first time the
     // thread touches it, and a thread's first park or lock must allocate no
     // managed memory. pthread_getspecific is a few instructions in libc.
-    // The key has no destructor (the exit hook frees the context, earlier).
+    // The key is reserved by the library's C part when the library is loaded
+    // (so a process that later uses up PTHREAD_KEYS_MAX cannot make the first
+    // call fail) and has no destructor: the C part's thread-exit hook calls
+    // TeardownCurrentThread instead, at a point it chooses (thread_exit.c).
     private static uint s_key;
-    private static int s_keyState; // 0 none, 1 being created, 2 ready
+    private static int s_keyState; // 0 not read yet, 2 ready, 3 none (no key was left at load)
 
-    // The key's value once the exit hook has finished: calls made later on
-    // this thread (from another library's thread-exit callback) must not
-    // create a new context, because no exit hook would ever run to free it.
+    private const int KeyReady = 2;
+    private const int KeyMissing = 3;
+
+    // The key's value once the thread's teardown has finished: calls made later
+    // on this thread (from another library's thread-exit callback) must not
+    // create a new context, because nothing would ever free it.
+    // src/native/thread_exit.c knows this value too (ftw_thread_has_context).
     private const nint TornDown = 1;
 
     // Where weave_last_error points when the thread has no context to hold a
@@ -78,41 +87,38 @@ internal static unsafe class ThreadContexts
     // that write in program order.
     private static int s_fallbackUsed;
 
-    private static uint Key
+    /// <summary>False when the process had no pthread key left when the library was loaded.</summary>
+    private static bool TryGetKey(out uint key)
     {
-        get
+        // Acquire: pairs with the release in ReadKey, so s_key is valid.
+        int state = Volatile.Read(ref s_keyState);
+        if (state == 0)
         {
-            // Acquire: pairs with the release in CreateKey, so s_key is valid.
-            return Volatile.Read(ref s_keyState) == 2 ? s_key : CreateKey();
+            state = ReadKey();
         }
+        key = s_key;
+        return state == KeyReady;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static uint CreateKey()
+    private static int ReadKey()
     {
-        if (Interlocked.CompareExchange(ref s_keyState, 1, 0) == 0)
+        uint key;
+        if (NativeHooks.ContextKey(&key) != 0)
         {
-            uint key;
-            // pthread_key_create fails only when the process has used up all
-            // PTHREAD_KEYS_MAX (1024) keys; nothing in this library can work
-            // without per-thread state then.
-            if (Pthread.KeyCreate(&key, null) != 0)
-            {
-                Environment.FailFast("ft_weave: pthread_key_create failed (PTHREAD_KEYS_MAX reached)");
-            }
-            s_key = key;
-            Volatile.Write(ref s_keyState, 2);
-            return key;
+            Volatile.Write(ref s_keyState, KeyMissing);
+            return KeyMissing;
         }
-        // Another thread is creating it: a few instructions away.
-        while (Volatile.Read(ref s_keyState) != 2)
-        {
-            Thread.SpinWait(1);
-        }
-        return s_key;
+        // Installed before any context exists (every thread reads the key
+        // before creating one), so no context can miss its teardown. Racing
+        // threads store the same values.
+        NativeHooks.SetThreadTeardown(&TeardownCurrentThread);
+        s_key = key;
+        Volatile.Write(ref s_keyState, KeyReady);
+        return KeyReady;
     }
 
-    private static nint Raw() => (nint)Pthread.GetSpecific(Key);
+    private static nint Raw() => TryGetKey(out uint key) ? (nint)Pthread.GetSpecific(key) : 0;
 
     internal static bool IsTornDown => Raw() == TornDown;
 
@@ -145,6 +151,13 @@ internal static unsafe class ThreadContexts
             error = Abi.ErrorCodes.WEAVE_E_STATE;
             return null;
         }
+        if (!TryGetKey(out uint key))
+        {
+            // Not an allocation failure as such, but the same remedy: the
+            // process ran out of a resource before the library was loaded.
+            error = Abi.ErrorCodes.WEAVE_E_NOMEM;
+            return null;
+        }
         ThreadContext* ctx = (ThreadContext*)Libc.Calloc(1, (nuint)sizeof(ThreadContext));
         if (ctx == null)
         {
@@ -153,41 +166,90 @@ internal static unsafe class ThreadContexts
         }
         ctx->RunningRound = -1;
 
-        // Registering from inside managed code means the runtime has already
-        // attached this thread and registered its own detach callback; glibc
-        // runs these callbacks last-in first-out, so ours runs first, while the
-        // thread can still execute managed code. (A pthread key destructor would
-        // run after the detach.) The DSO handle is any address in this library.
         // pthread_setspecific can fail only for memory (glibc allocates key
         // blocks lazily): try it first, while nothing is registered yet.
-        if (Pthread.SetSpecific(Key, ctx) != 0)
+        if (Pthread.SetSpecific(key, ctx) != 0)
         {
             Libc.Free(ctx);
             error = Abi.ErrorCodes.WEAVE_E_NOMEM;
             return null;
         }
-        delegate* unmanaged<void*, void> hook = &OnThreadExit;
-        if (Pthread.CxaThreadAtExitImpl(hook, ctx, hook) != 0)
+
+        // Every thread's context is torn down from the runtime's pthread key
+        // destructor (TeardownCurrentThread, called by src/native/thread_exit.c
+        // once the thread's other key destructors have had their first pass).
+        // glibc runs no key destructors in exit(), so the main thread also
+        // registers a thread_local-style hook: exit() runs the calling thread's
+        // hooks before atexit handlers. (For main's pthread_exit glibc runs key
+        // destructors but not these hooks; whichever runs first tears down,
+        // the other finds the thread torn down.) The DSO handle is any address
+        // in this library. Other threads register nothing here: a hook
+        // registered during their pthread key destructors would never run and
+        // its node would leak.
+        if (NativeHooks.IsMainThread() != 0)
         {
-            Pthread.SetSpecific(Key, null);
-            Libc.Free(ctx);
-            error = Abi.ErrorCodes.WEAVE_E_NOMEM;
-            return null;
+            delegate* unmanaged<void*, void> hook = &OnMainThreadExit;
+            if (Pthread.CxaThreadAtExitImpl(hook, null, hook) != 0)
+            {
+                Pthread.SetSpecific(key, null);
+                Libc.Free(ctx);
+                error = Abi.ErrorCodes.WEAVE_E_NOMEM;
+                return null;
+            }
         }
         error = 0;
         return ctx;
     }
 
     [UnmanagedCallersOnly]
-    private static void OnThreadExit(void* obj)
+    private static void OnMainThreadExit(void* unused) => TeardownIfAny();
+
+    /// <summary>
+    /// Runs the calling thread's destructors and frees its context; then the
+    /// thread is torn down for good. Called by the C part on a thread that the
+    /// runtime still has attached.
+    /// </summary>
+    [UnmanagedCallersOnly]
+    private static void TeardownCurrentThread() => TeardownIfAny();
+
+    private static void TeardownIfAny()
     {
-        ThreadContext* ctx = (ThreadContext*)obj;
-        ThreadExitDestructors.RunAtExit(ctx);
-        // Storage values last: the destructors above may still use them.
-        Storage.ThreadLocalValues.OnThreadExit(ctx);
+        ThreadContext* ctx = Peek();
+        if (ctx != null)
+        {
+            Teardown(ctx);
+        }
+    }
+
+    private static void Teardown(ThreadContext* ctx)
+    {
+        // Destructors first, storage values last (the destructors may still use
+        // them). A storage value's destructor may register a destructor, or a
+        // destructor create a storage value: run those too, for a bounded
+        // number of passes. In the last pass, registrations made by storage
+        // destructors are refused (WEAVE_E_STATE), never silently dropped.
+        for (int pass = 0; ; pass++)
+        {
+            ThreadExitDestructors.RunAtExit(ctx);
+            if (ctx->Storage == null)
+            {
+                break;
+            }
+            if (pass == ThreadExitDestructors.MaxRounds - 1)
+            {
+                ctx->Closed = 1;
+            }
+            // Leaves ctx->Storage NULL; a get during it returns WEAVE_E_STATE.
+            Storage.ThreadLocalValues.OnThreadExit(ctx);
+            if (ctx->Closed != 0 || ctx->Count == 0)
+            {
+                break;
+            }
+        }
         // From here on the thread has no context; see TornDown. (The slot
         // already exists for this key, so this set cannot fail for memory.)
-        Pthread.SetSpecific(Key, (void*)TornDown);
+        TryGetKey(out uint key);
+        Pthread.SetSpecific(key, (void*)TornDown);
         if (s_fallbackUsed != 0)
         {
             t_fallbackError = null;

@@ -41,6 +41,12 @@ internal static unsafe class ThreadExitDestructors
                 : ThreadContexts.SetError(error, "weave_register_destructor: out of memory for the thread's context\0"u8);
         }
 
+        if (ctx->Closed != 0)
+        {
+            return ThreadContexts.SetError(WEAVE_E_STATE,
+                "weave_register_destructor: the thread has finished running its thread-exit destructors\0"u8);
+        }
+
         int round = 0;
         if (ctx->RunningRound >= 0)
         {
@@ -132,7 +138,7 @@ internal static unsafe class ThreadExitDestructors
         return Run(ctx);
     }
 
-    /// <summary>Called by the thread-exit hook, before the runtime detaches the thread.</summary>
+    /// <summary>Called by the thread's teardown (ThreadContexts), before the runtime detaches the thread.</summary>
     internal static void RunAtExit(ThreadContext* ctx)
     {
         // weave_run_thread_destructors is refused while a run is in progress, so
