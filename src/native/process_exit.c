@@ -46,7 +46,9 @@ int __real_pthread_key_create(pthread_key_t *key, void (*destructor)(void *));
 static atomic_int runtime_threads[RUNTIME_THREAD_SLOTS];
 static atomic_int runtime_thread_count;
 
+static atomic_int main_exited;
 static atomic_int watcher_started;
+static void start_watcher_if_needed(void);
 static pthread_key_t main_exit_key;
 static atomic_int main_exit_key_ready;
 
@@ -102,6 +104,9 @@ int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     free(args);
   } else {
     atomic_fetch_add(&runtime_thread_count, 1);
+    /* The runtime may start its first thread after main() is gone, when a
+     * program thread makes the process's first ft_weave call. */
+    start_watcher_if_needed();
   }
   return rc;
 }
@@ -183,8 +188,14 @@ static void *exit_watcher(void *unused) {
 }
 
 void ftw_main_thread_exiting(void) {
-  if (atomic_load(&runtime_thread_count) == 0 || atomic_exchange(&watcher_started, 1) != 0) {
-    /* No runtime thread: glibc's own count ends the process as usual. */
+  atomic_store(&main_exited, 1);
+  start_watcher_if_needed();
+}
+
+static void start_watcher_if_needed(void) {
+  /* Without a runtime thread, glibc's own count ends the process as usual. */
+  if (!atomic_load(&main_exited) || atomic_load(&runtime_thread_count) == 0 ||
+      atomic_exchange(&watcher_started, 1) != 0) {
     return;
   }
   /* Signals go to the program's threads, never to the watcher. */
@@ -215,6 +226,8 @@ static void after_fork_in_child(void) {
   }
   atomic_store(&runtime_thread_count, 0);
   atomic_store(&watcher_started, 0);
+  /* The child's main thread is the forking thread, alive. */
+  atomic_store(&main_exited, 0);
 }
 
 /*
