@@ -10,8 +10,6 @@ namespace FtWeave.Exports;
 /// </summary>
 internal static unsafe class ThreadExitExports
 {
-    private const int EINVAL = 22; // Linux errno value, as pthread functions return it
-
     [UnmanagedCallersOnly(EntryPoint = "weave_register_destructor")]
     private static int RegisterDestructor(void** var, delegate* unmanaged<void*, void> destructor)
         => ThreadExitDestructors.Register(var, destructor);
@@ -60,10 +58,10 @@ internal static unsafe class ThreadExitExports
 
     [UnmanagedCallersOnly(EntryPoint = "wvls_key_create")]
     private static int KeyCreate(uint* key, delegate* unmanaged<void*, void> destructor)
-        => key == null ? EINVAL : Pthread.KeyCreate(key, destructor);
+        => WvlsKeys.Create(key, destructor);
 
     [UnmanagedCallersOnly(EntryPoint = "wvls_key_delete")]
-    private static int KeyDelete(uint key) => Pthread.KeyDelete(key);
+    private static int KeyDelete(uint key) => WvlsKeys.Delete(key);
 
     [UnmanagedCallersOnly(EntryPoint = "wvls_set_value")]
     private static int SetValue(uint key, void* value) => Pthread.SetSpecific(key, value);

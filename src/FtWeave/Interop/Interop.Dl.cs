@@ -10,4 +10,28 @@ internal static unsafe partial class Dl
 
     [LibraryImport("libc", EntryPoint = "dlsym")]
     internal static partial void* Sym(nint handle, byte* name);
+
+    internal const int RTLD_LAZY = 0x1;
+    internal const int RTLD_NOLOAD = 0x4;
+
+    /// <summary>glibc's Dl_info.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct DlInfo
+    {
+        public byte* dli_fname;
+        public void* dli_fbase;
+        public byte* dli_sname;
+        public void* dli_saddr;
+    }
+
+    // These three take the loader lock: never called with a lock of ours held
+    // that a thread inside a constructor could be waiting for.
+    [LibraryImport("libc", EntryPoint = "dladdr")]
+    internal static partial int Addr(void* address, DlInfo* info);
+
+    [LibraryImport("libc", EntryPoint = "dlopen")]
+    internal static partial void* Open(byte* file, int mode);
+
+    [LibraryImport("libc", EntryPoint = "dlclose")]
+    internal static partial int Close(void* handle);
 }

@@ -17,6 +17,8 @@ internal unsafe struct DestructorEntry
     /// <summary>0 for entries registered while the thread runs normally; n + 1 for
     /// entries a destructor of round n registered while the list was being run.</summary>
     public int Round;
+    /// <summary>The pin that keeps the destructor's shared object loaded (ModulePins), or None.</summary>
+    public int Pin;
 }
 
 /// <summary>
@@ -41,6 +43,10 @@ internal unsafe struct ThreadContext
     public nuint SectionTop;
     /// <summary>1 during the last pass of the thread's teardown: registrations are refused.</summary>
     public int Closed;
+    /// <summary>The last destructor this thread pinned and where (Threads/ModulePins.cs).</summary>
+    public void* PinCode;
+    public int PinSlot;
+    public uint PinGeneration;
     public fixed byte LastError[LastErrorCapacity];
 }
 

@@ -75,6 +75,9 @@ internal static unsafe class ThreadExitDestructors
         entry->Var = var;
         entry->Destructor = destructor;
         entry->Round = round;
+        // The destructor's shared object stays loaded until the entry has run
+        // or been unregistered, even through a dlclose.
+        entry->Pin = ModulePins.Pin(destructor, ctx);
         ctx->Count++;
         return WEAVE_OK;
     }
@@ -102,6 +105,7 @@ internal static unsafe class ThreadExitDestructors
                 if (ctx->Entries[i].Var == var && ctx->Entries[i].Destructor != null)
                 {
                     ctx->Entries[i].Destructor = null;
+                    ModulePins.Unpin(ctx->Entries[i].Pin);
                     removed = true;
                 }
             }
@@ -113,6 +117,7 @@ internal static unsafe class ThreadExitDestructors
         {
             if (ctx->Entries[i].Var == var)
             {
+                ModulePins.Unpin(ctx->Entries[i].Pin);
                 removed = true;
                 continue;
             }
@@ -164,7 +169,11 @@ internal static unsafe class ThreadExitDestructors
             // Cleared before the call: an unregister of this var from inside the
             // destructor must not report an entry that is already running.
             entry->Destructor = null;
+            int pin = entry->Pin;
             destructor(*var);
+            // After the call: it ran in an object that was kept loaded for it.
+            // (entry may have moved: the destructor may have grown the list.)
+            ModulePins.Unpin(pin);
             ran++;
         }
         ctx->Count = 0;
