@@ -25,9 +25,9 @@ namespace FtWeave.Threads;
 /// cached (destructor, slot, generation) is valid exactly while the word still
 /// shows that generation with n &gt; 0: the object has stayed loaded since the
 /// cache was filled, so the destructor is still inside it. That makes a
-/// repeated registration one compare-and-swap; the first registration of a
-/// destructor on a thread pays dladdr and dlopen (both take the loader lock,
-/// outside every lock of this library).
+/// repeated registration one compare-and-swap; finding the object is
+/// _dl_find_object (no lock), and a registration that finds no pin pays a
+/// dlopen(RTLD_NOLOAD) (the loader lock, taken outside every lock of ours).
 /// </summary>
 internal static unsafe class ModulePins
 {
@@ -43,7 +43,7 @@ internal static unsafe class ModulePins
     private struct Slot
     {
         public ulong Word;    // generation << 32 | registrations
-        public nuint Base;    // dli_fbase of the object; 0 = slot unused
+        public nuint Base;    // the object's struct link_map; 0 = slot unused
         public void* Handle;  // the dlopen reference while pinned
     }
 
@@ -57,8 +57,14 @@ internal static unsafe class ModulePins
     /// </summary>
     internal static int Pin(void* code, ThreadContext* ctx)
     {
-        if (ctx != null && ctx->PinCode == code && ctx->PinSlot != None)
+        if (ctx != null && ctx->PinCode == code)
         {
+            if (ctx->PinSlot == None)
+            {
+                // Code that needs no pin (the program, or no shared object)
+                // stays so: nothing can unload it.
+                return None;
+            }
             Slot* cached = Slots + ctx->PinSlot;
             ulong word = Volatile.Read(ref cached->Word);
             // Same generation and pinned: the object has not been unloaded
@@ -76,29 +82,35 @@ internal static unsafe class ModulePins
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int PinSlow(void* code, ThreadContext* ctx)
     {
-        Dl.DlInfo info;
-        if (Dl.Addr(code, &info) == 0 || info.dli_fbase == null || info.dli_fname == null)
+        int found = None;
+        ulong generation = 0;
+        Dl.FindObjectResult where;
+        // The program itself ("" as its name) is never unloaded, nor is
+        // anything that is not inside a loaded object: nothing to pin.
+        if (Dl.FindObject(code, &where) == 0 && where.dlfo_link_map != null &&
+            where.dlfo_link_map->l_name != null && where.dlfo_link_map->l_name[0] != 0)
         {
-            return None;
+            // The reference is taken before our lock, never under it: dlopen
+            // takes the loader lock, and a plugin's constructor (which runs
+            // with the loader lock held) may be registering a destructor and
+            // waiting for our lock. The object holds the caller's code, so it
+            // is loaded (code from an object being unloaded is already broken).
+            void* handle = Dl.Open(where.dlfo_link_map->l_name, Dl.RTLD_NOLOAD | Dl.RTLD_LAZY);
+            if (handle != null)
+            {
+                found = CountIn(where.dlfo_link_map, handle, out bool kept, out generation);
+                if (!kept)
+                {
+                    // The slot was pinned already (or there was no room): only
+                    // our extra count goes.
+                    Dl.Close(handle);
+                }
+            }
         }
-        // A new reference first (outside our lock: dlopen takes the loader
-        // lock, which a thread in a constructor may hold while it waits for us).
-        // NULL for the program itself and for anything that is not a loaded
-        // shared object: nothing to pin.
-        void* handle = Dl.Open(info.dli_fname, Dl.RTLD_NOLOAD | Dl.RTLD_LAZY);
-        if (handle == null)
+        if (ctx != null)
         {
-            return None;
-        }
-        int found = CountIn((nuint)info.dli_fbase, handle, out bool keepHandle, out ulong generation);
-        if (!keepHandle)
-        {
-            // Already pinned by an earlier registration (or no room): ours is
-            // not needed. Closing it only drops the count we added.
-            Dl.Close(handle);
-        }
-        if (found != None && ctx != null)
-        {
+            // Cached either way: a table that is full stays full, and the
+            // program's code never needs a pin.
             ctx->PinCode = code;
             ctx->PinSlot = found;
             ctx->PinGeneration = (uint)generation;
@@ -107,13 +119,13 @@ internal static unsafe class ModulePins
     }
 
     /// <summary>
-    /// Finds or makes the slot of the object at <paramref name="fbase"/> and
-    /// adds one registration; <paramref name="keepHandle"/> says whether
-    /// <paramref name="handle"/> became the slot's reference.
+    /// Finds or makes the slot of <paramref name="map"/> and adds one
+    /// registration; <paramref name="kept"/> says whether <paramref name="handle"/>
+    /// became the slot's reference (it was not pinned).
     /// </summary>
-    private static int CountIn(nuint fbase, void* handle, out bool keepHandle, out ulong generation)
+    private static int CountIn(Dl.LinkMap* map, void* handle, out bool kept, out ulong generation)
     {
-        keepHandle = false;
+        kept = false;
         generation = 0;
         Slot* slots = Slots;
         if (slots == null)
@@ -127,7 +139,7 @@ internal static unsafe class ModulePins
             WordLock.Lock(tableLock);
             for (int i = 0; i < s_used; i++)
             {
-                if (slots[i].Base == fbase)
+                if (slots[i].Base == (nuint)map)
                 {
                     found = i;
                     break;
@@ -136,7 +148,7 @@ internal static unsafe class ModulePins
             if (found == None && s_used < Capacity)
             {
                 found = s_used;
-                slots[found].Base = fbase;
+                slots[found].Base = (nuint)map;
                 slots[found].Word = 0;
                 s_used++;
             }
@@ -148,15 +160,15 @@ internal static unsafe class ModulePins
                     ulong word = Volatile.Read(ref slot->Word);
                     if ((word & CountMask) == 0)
                     {
-                        // Not pinned: our reference becomes the slot's. Nobody
-                        // can take the fast path meanwhile (it needs a count
-                        // above 0), and an unpinner that brought it to 0 has
-                        // already read the handle it closes.
+                        // Not pinned: our reference becomes the slot's. The fast
+                        // path cannot act meanwhile (it needs a count above 0),
+                        // and an unpinner that brought the count to 0 read the
+                        // handle it closes before its CAS.
                         slot->Handle = handle;
                         ulong pinned = (word & ~CountMask) + OneGeneration + 1;
                         if (Interlocked.CompareExchange(ref slot->Word, pinned, word) == word)
                         {
-                            keepHandle = true;
+                            kept = true;
                             generation = pinned >> 32;
                             break;
                         }
