@@ -67,6 +67,12 @@ extern "C" {
  *   value a function returns. No function aborts the process or writes to
  *   stderr on bad input: it returns a code and records a message that
  *   weave_last_error() returns on the same thread.
+ * - No call aborts the process at any point of a thread's life: from C++
+ *   thread_local and pthread key destructors (see the ordering in section 2),
+ *   in waits that a signal interrupts, after main() called pthread_exit, after
+ *   a dlclose. Lock, unlock, condition, event, once and park calls work
+ *   there; calls that need the thread's own state work or return
+ *   WEAVE_E_STATE. docs/reliability.md lists what was tried.
  */
 
 /* Version of this header; weave_version() and weave_abi_version() report the
@@ -145,22 +151,32 @@ WEAVE_API int weave_abi_version(void);
  *   for at most WEAVE_DESTRUCTOR_ROUNDS rounds; a registration beyond that
  *   fails with WEAVE_E_STATE instead of being lost silently. A destructor may
  *   also unregister entries that have not run yet.
- * - The main thread's destructors run in exit(); call
- *   weave_run_thread_destructors() to run them earlier, or on pooled threads.
+ * - The main thread's destructors run in exit() (before atexit handlers), or
+ *   when main() calls pthread_exit; call weave_run_thread_destructors() to
+ *   run them earlier, or on pooled threads.
  * - Destructors must not call into Python.
- * - Ordering at thread exit (glibc runs thread_local destructors last-in
- *   first-out, then pthread key destructors):
- *     1. C++ thread_local destructors of objects created after the thread's
- *        first ft_weave call;
- *     2. these thread-exit destructors (then the thread's ft_weave state is
- *        freed; an ft_weave call from here to step 3 gets WEAVE_E_STATE where
- *        it would need that state);
- *     3. the .NET runtime detaches the thread;
- *     4. thread_local destructors of objects created before the thread's
- *        first ft_weave call, then pthread key (wvls_key_*) destructors.
- *   Code running in step 4 must not call functions of this library that
- *   are not static inline in this header: the runtime ends the process when
- *   a detached thread re-enters it.
+ * - A shared object whose code is a registered destructor stays loaded until
+ *   the registration has run or been unregistered, even through dlclose (as
+ *   glibc does for C++ thread_local destructors); so does the object of a
+ *   wvls_key_create destructor until wvls_key_delete. This library itself is
+ *   never unloaded once loaded.
+ * - Ordering at thread exit (glibc runs C++ thread_local destructors, then
+ *   pthread key destructors in passes):
+ *     1. C++ thread_local destructors;
+ *     2. the first run of every pthread key destructor (wvls_key_* keys and
+ *        the program's own), whichever was created first;
+ *     3. these thread-exit destructors, then the thread's storage values
+ *        (a registration made by a storage destructor runs too); then the
+ *        thread's ft_weave state is freed;
+ *     4. the .NET runtime detaches the thread;
+ *     5. later runs of pthread key destructors that set their key again.
+ *   Every call of this library works in steps 1 to 3; calls that need the
+ *   thread's state (registering, storage) get WEAVE_E_STATE once it is freed.
+ *   Code running in step 5 (a key destructor that set its own key again) must
+ *   not call functions of this library that are not static inline in this
+ *   header: the runtime ends the process when a detached thread re-enters it.
+ * - A process whose main() ends with pthread_exit ends when its last thread
+ *   does, as without the library (the runtime's own threads do not count).
  */
 
 /* Thread-local storage class: _Thread_local in C11, thread_local in C++. */

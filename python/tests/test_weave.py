@@ -233,3 +233,47 @@ class TestGateAndErrors(WeaveTestBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+_MAIN_THREAD_SCRIPT = r"""
+import atexit, ctypes, os, sys
+import support
+
+helper = support.helper_library()
+
+def check():
+    # Registered before ft_weave's own callback, so it runs after it (atexit
+    # is last in, first out), still before the interpreter frees anything.
+    called = helper.get_destructor_called_1()
+    print("destructor calls at atexit:", called, flush=True)
+    if called != 1:
+        os._exit(3)
+
+atexit.register(check)
+
+import ft_weave
+from ft_weave import weave
+ft_weave.ENABLE_EXPERIMENTAL = True
+
+# The registered variable is Python-owned memory (a ctypes array): the
+# destructor must run while it is still alive.
+cell = (ctypes.c_void_p * 4)()
+cell[0] = ctypes.c_void_p.in_dll(helper, "ptr1").value
+weave.register_native_destructor(ctypes.addressof(cell),
+                                 support.function_address(helper, "destructor_add_1"))
+"""
+
+
+class TestMainThreadAtExit(unittest.TestCase):
+    def test_main_thread_destructors_run_before_the_interpreter_finalizes(self):
+        import os
+        import subprocess
+        import sys
+
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.dirname(os.path.abspath(__file__))] + env.get("PYTHONPATH", "").split(os.pathsep))
+        done = subprocess.run([sys.executable, "-c", _MAIN_THREAD_SCRIPT], env=env,
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("destructor calls at atexit: 1", done.stdout)

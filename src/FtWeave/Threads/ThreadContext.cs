@@ -47,6 +47,8 @@ internal unsafe struct ThreadContext
     public void* PinCode;
     public int PinSlot;
     public uint PinGeneration;
+    /// <summary>1 on the process's main thread (gettid() == getpid()), else 0.</summary>
+    public int IsMainThread;
     public fixed byte LastError[LastErrorCapacity];
 }
 
@@ -192,7 +194,8 @@ internal static unsafe class ThreadContexts
         // in this library. Other threads register nothing here: a hook
         // registered during their pthread key destructors would never run and
         // its node would leak.
-        if (NativeHooks.IsMainThread() != 0)
+        ctx->IsMainThread = NativeHooks.IsMainThread();
+        if (ctx->IsMainThread != 0)
         {
             delegate* unmanaged<void*, void> hook = &OnMainThreadExit;
             if (Pthread.CxaThreadAtExitImpl(hook, null, hook) != 0)

@@ -79,6 +79,12 @@ internal static unsafe class ThreadExitDestructors
         // or been unregistered, even through a dlclose.
         entry->Pin = ModulePins.Pin(destructor, ctx);
         ctx->Count++;
+        if (ctx->IsMainThread != 0)
+        {
+            // In a CPython program, the main thread's destructors must run
+            // before the interpreter frees the memory they may point into.
+            Python.PythonAtExit.OnMainThreadRegistration();
+        }
         return WEAVE_OK;
     }
 
