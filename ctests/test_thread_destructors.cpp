@@ -474,6 +474,32 @@ TEST_CASE("a thread_local destructor may register: the registration runs at the 
   CHECK(seen == std::vector<void *>{reinterpret_cast<void *>(5)});
 }
 
+namespace {
+std::atomic<int> storage_registration_rc{1};
+void record_late(void *) {
+  std::lock_guard<std::mutex> g(seen_mutex);
+  order.push_back("late");
+}
+// A storage value's destructor runs in the thread's teardown, after the
+// thread-exit destructors: what it registers must still run (or be refused).
+void storage_destructor_registering(void *) {
+  static weave_local void *late;
+  storage_registration_rc = weave_register_destructor(&late, record_late);
+}
+}  // namespace
+
+TEST_CASE("a storage value's destructor may register a destructor at thread exit: it runs, not lost") {
+  clear_seen();
+  REQUIRE(weave_tls_set_destructor("ftw.test.destructors:registers", storage_destructor_registering) == 0);
+  run_pthread([] {
+    REQUIRE(weave_tls_get("ftw.test.destructors:registers", 8, nullptr, nullptr) != nullptr);
+    REQUIRE(weave_register_destructor(&t_slot, record_a) == 0);
+  });
+  CHECK(storage_registration_rc.load() == 0);
+  std::lock_guard<std::mutex> g(seen_mutex);
+  CHECK(order == std::vector<std::string>{"a", "late"});
+}
+
 // ---------------------------------------------------------------------------
 // Ordering against pthread keys, and the wvls_key_* wrappers
 // ---------------------------------------------------------------------------
