@@ -615,6 +615,47 @@ TEST_CASE("in a two-mutex section, on either of its mutexes: both held on return
   }
 }
 
+TEST_CASE("a requeued waiter handed the mutex while its section's other mutex is busy lets go instead of deadlocking") {
+  auto s = std::make_shared<PairSection>();
+  weave_mutex_t *m = &s->pair[0], *x = &s->pair[1];
+  watched_thread waiter([s, m, x] {
+    WEAVE_BEGIN_CRITICAL_SECTION2(m, x);
+    s->phase = 1;
+    while (!s->ready) {
+      s->woke = weave_cond_wait(&s->c, m, -1);
+      if (s->woke < 0) break;
+    }
+    s->both_after_wake = is_locked(m) && is_locked(x);
+    prime_error();
+    WEAVE_END_CRITICAL_SECTION2();
+    s->end_error = section_error();
+  });
+  REQUIRE(wait_until([&] { return s->phase.load() == 1; }));
+  weave_stats_t before = stats();
+  REQUIRE(lock_within(m, 10000));
+  REQUIRE(lock_within(x, 10000));  // free while the waiter sleeps; we keep it
+  // Our hold of m stays ours (the waiter released m once, before we got it).
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(is_locked(m));
+  s->ready = true;
+  CHECK(weave_cond_signal(&s->c) == 1);  // requeued onto m
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(weave_mutex_unlock(m) == 0);  // handed to the waiter (fairness)
+  // We hold x and want m: the textbook deadlock if the waiter kept m while
+  // waiting for x. It must let m go, wait for x, and only then re-take m.
+  bool got_m = lock_within(m, 10000);
+  CHECK(got_m);
+  CHECK(stats().handoffs > before.handoffs);
+  CHECK(weave_mutex_unlock(x) == 0);
+  if (got_m) CHECK(weave_mutex_unlock(m) == 0);
+  REQUIRE(waiter.join_within(20000));
+  CHECK(s->woke == 1);
+  CHECK(s->both_after_wake);
+  CHECK_FALSE(s->end_error);
+  CHECK(s->pair[0]._bits == 0);
+  CHECK(s->pair[1]._bits == 0);
+}
+
 namespace {
 struct SuspendedOuter {
   weave_mutex_t m{}, n{};
