@@ -2,6 +2,7 @@
 // Modules/_testinternalcapi/test_critical_sections.c (the ones that need no
 // interpreter); PyDict objects become plain weave_mutex_t, and
 // Py_BEGIN/END_ALLOW_THREADS becomes suspend_all/resume.
+#include "test_util.hpp"
 #include "weave_test.hpp"
 
 #include <unistd.h>
@@ -15,8 +16,15 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using ftw_test::last_error_has;
+using ftw_test::prime_last_error;
+using ftw_test::wait_until;
+using ftw_test::watched_thread;
 
 namespace {
+
+// prime_last_error without Catch2 assertions, for worker threads.
+void prime_error_any_thread() { (void)weave_register_destructor(nullptr, nullptr); }
 
 bool locked(weave_mutex_t *m) { return weave_mutex_is_locked(m) != 0; }
 
@@ -325,8 +333,8 @@ TEST_CASE("a plain weave_mutex_lock that parks suspends the caller's sections") 
   CHECK(x._bits == 0);
 }
 
-TEST_CASE("misuse: NULL, and ending a section that is not the innermost") {
-  weave_mutex_t a = {0}, b = {0};
+TEST_CASE("misuse: NULL pointers") {
+  weave_mutex_t a = {0};
   weave_critical_section_t cs;
   weave_critical_section2_t cs2;
   weave_critical_section_begin(nullptr, &a);
@@ -337,15 +345,254 @@ TEST_CASE("misuse: NULL, and ending a section that is not the innermost") {
   weave_critical_section2_end(nullptr);
   CHECK(a._bits == 0);
 
+  // A begin refused for a NULL mutex leaves its section harmless to end,
+  // whatever the stack held before: here, bytes that look like a section
+  // locked without per-thread state on a mutex someone else holds.
+  weave_mutex_t other = {0};
+  weave_mutex_lock(&other);
+  cs._cs_prev = 3;
+  cs._cs_mutex = &other;
+  weave_critical_section_begin(&cs, nullptr);
+  weave_critical_section_end(&cs);
+  cs2._cs_base._cs_prev = 3;
+  cs2._cs_base._cs_mutex = &other;
+  cs2._cs_mutex2 = &other;
+  weave_critical_section2_begin(&cs2, &a, nullptr);
+  weave_critical_section2_end(&cs2);
+  CHECK(a._bits == 0);
+  CHECK(locked(&other));
+  CHECK(weave_mutex_unlock(&other) == 0);
+}
+
+TEST_CASE("ending a section that is not the innermost ends it anyway with an error, and a second end changes nothing") {
+  weave_mutex_t a = {0}, b = {0};
   weave_critical_section_t outer, inner;
   weave_critical_section_begin(&outer, &a);
   weave_critical_section_begin(&inner, &b);
-  weave_critical_section_end(&outer);  // not the innermost: refused, nothing changes
-  CHECK(std::string(weave_last_error()).find("not the innermost") != std::string::npos);
-  CHECK(locked(&a));
+  prime_last_error("weave_critical_section_end");
+  weave_critical_section_end(&outer);  // out of order: it leaves the chain and releases a
+  CHECK(last_error_has("weave_critical_section_end: not the innermost"));
+  CHECK_FALSE(locked(&a));
   CHECK(locked(&b));
-  weave_critical_section_end(&inner);
-  weave_critical_section_end(&outer);
-  CHECK(a._bits == 0);
+  prime_last_error("weave_critical_section_end");
+  weave_critical_section_end(&inner);  // now the innermost, and the only one
+  CHECK_FALSE(last_error_has("weave_critical_section_end"));
   CHECK(b._bits == 0);
+  // A second end of either is refused and unlocks nothing (here a is held
+  // for someone else; releasing it would break their hold).
+  REQUIRE(weave_mutex_lock_timed(&a, 1000 * 1000 * 1000, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_ACQUIRED);
+  weave_critical_section_end(&outer);
+  CHECK(last_error_has("weave_critical_section_end: the section has already ended"));
+  prime_last_error("weave_critical_section_end");
+  weave_critical_section_end(&inner);
+  CHECK(last_error_has("already ended"));
+  CHECK(locked(&a));
+  CHECK(weave_mutex_unlock(&a) == 0);
+  // The chain is empty: a new section works and suspend/resume touch nothing else.
+  WEAVE_BEGIN_CRITICAL_SECTION(&b);
+  weave_critical_section_suspend_all();
+  weave_critical_section_resume();
+  CHECK(locked(&b));
+  CHECK_FALSE(locked(&a));
+  WEAVE_END_CRITICAL_SECTION();
+  CHECK(b._bits == 0);
+}
+
+namespace {
+// A thread that holds mutexes for the test until told to let go, and reports
+// what its unlocks returned.
+struct Holder {
+  weave_mutex_t *m1 = nullptr, *m2 = nullptr;
+  std::atomic<bool> holding{false}, release{false};
+  int rc1 = -9, rc2 = -9;
+};
+
+void hold_until_released(std::shared_ptr<Holder> h) {
+  weave_mutex_lock(h->m1);
+  if (h->m2 != nullptr) weave_mutex_lock(h->m2);
+  h->holding = true;
+  while (!h->release.load()) std::this_thread::sleep_for(1ms);
+  if (h->m2 != nullptr) h->rc2 = weave_mutex_unlock(h->m2);
+  h->rc1 = weave_mutex_unlock(h->m1);
+}
+}  // namespace
+
+TEST_CASE("ending a suspended section records an error and leaves another thread's hold alone") {
+  weave_mutex_t m = {0};
+  weave_critical_section_t c;
+  weave_critical_section_begin(&c, &m);
+  weave_critical_section_suspend_all();  // m released; this thread no longer holds it
+  auto h = std::make_shared<Holder>();
+  h->m1 = &m;
+  watched_thread holder([h] { hold_until_released(h); });
+  REQUIRE(wait_until([&] { return h->holding.load(); }));
+  prime_last_error("weave_critical_section_end");
+  weave_critical_section_end(&c);
+  CHECK(last_error_has("weave_critical_section_end: the section is suspended"));
+  CHECK(locked(&m));  // still the holder's
+  h->release = true;
+  REQUIRE(holder.join_within(10000));
+  CHECK(h->rc1 == 0);
+  CHECK(m._bits == 0);
+  // The section left the chain: resume has nothing to re-take.
+  weave_critical_section_resume();
+  CHECK(m._bits == 0);
+}
+
+TEST_CASE("ending a suspended two-mutex section leaves another thread's holds alone") {
+  weave_mutex_t m1 = {0}, m2 = {0};
+  weave_critical_section2_t c;
+  weave_critical_section2_begin(&c, &m2, &m1);
+  weave_critical_section_suspend_all();
+  auto h = std::make_shared<Holder>();
+  h->m1 = &m1;
+  h->m2 = &m2;
+  watched_thread holder([h] { hold_until_released(h); });
+  REQUIRE(wait_until([&] { return h->holding.load(); }));
+  prime_last_error("weave_critical_section2_end");
+  weave_critical_section2_end(&c);
+  CHECK(last_error_has("weave_critical_section2_end: the section is suspended"));
+  CHECK(locked(&m1));
+  CHECK(locked(&m2));
+  h->release = true;
+  REQUIRE(holder.join_within(10000));
+  CHECK(h->rc1 == 0);
+  CHECK(h->rc2 == 0);
+  weave_critical_section_resume();
+  CHECK(m1._bits == 0);
+  CHECK(m2._bits == 0);
+}
+
+TEST_CASE("ending a suspended outer section out of order: error, hold left alone, and the inner end does not re-take it") {
+  auto h = std::make_shared<Holder>();
+  auto a = std::make_shared<weave_mutex_t>(), b = std::make_shared<weave_mutex_t>();
+  *a = weave_mutex_t{0};
+  *b = weave_mutex_t{0};
+  h->m1 = a.get();
+  auto step = std::make_shared<std::atomic<int>>(0);
+  auto errors = std::make_shared<std::atomic<int>>(0);
+  std::unique_ptr<watched_thread> holder;
+  watched_thread t([a, b, h, step, errors] {
+    auto outer = std::make_shared<weave_critical_section_t>();
+    auto inner = std::make_shared<weave_critical_section_t>();
+    weave_critical_section_begin(outer.get(), a.get());
+    weave_critical_section_begin(inner.get(), b.get());
+    // Leave the outer section suspended, as a blocking call inside the inner
+    // one would, and let the holder take a.
+    weave_critical_section_suspend_all();
+    weave_critical_section_resume();
+    *step = 1;
+    while (!h->holding.load()) std::this_thread::sleep_for(1ms);
+    weave_critical_section_end(outer.get());
+    *errors += !last_error_has("weave_critical_section_end: not the innermost");
+    *errors += !weave_mutex_is_locked(a.get());
+    // Ending the inner section must not try to resume the ended outer one
+    // (that would wait for the holder's a).
+    prime_error_any_thread();
+    weave_critical_section_end(inner.get());
+    *errors += last_error_has("weave_critical_section_end");
+    *errors += weave_mutex_is_locked(b.get());
+    *step = 2;
+  });
+  REQUIRE(wait_until([&] { return step->load() == 1; }));
+  holder.reset(new watched_thread([h] { hold_until_released(h); }));
+  REQUIRE(t.join_within(10000));
+  CHECK(step->load() == 2);
+  CHECK(errors->load() == 0);
+  CHECK(locked(a.get()));
+  h->release = true;
+  REQUIRE(holder->join_within(10000));
+  CHECK(h->rc1 == 0);
+  CHECK(a->_bits == 0);
+  CHECK(b->_bits == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Two-mutex sections take their pair in address order on every path,
+// including a thread that has no per-thread state (past its thread-exit
+// teardown, or out of memory), where the section is locked but not pushed.
+// ---------------------------------------------------------------------------
+
+namespace {
+struct PairOrder {
+  weave_mutex_t pair[2] = {{0}, {0}};  // pair[0] has the lower address
+  std::atomic<int> step{0};
+  std::string error_after_begin;
+  std::atomic<int> second_end_changed{0};
+  std::atomic<bool> may_end_again{false};
+};
+
+// Calls begin2 with the higher address first. While the lower one is held by
+// the test, a thread that follows address order waits for it holding
+// nothing; one that follows argument order holds the higher one meanwhile
+// (two such threads with opposite argument orders deadlock).
+void begin2_high_first(PairOrder *p) {
+  weave_critical_section2_t cs;
+  prime_error_any_thread();
+  p->step = 1;
+  weave_critical_section2_begin(&cs, &p->pair[1], &p->pair[0]);
+  p->error_after_begin = weave_last_error();
+  p->step = 2;
+  weave_critical_section2_end(&cs);
+  // A second end unlocks nothing, even with no chain to tell it the section
+  // has ended (the test holds pair[0] meanwhile).
+  p->step = 3;
+  while (!p->may_end_again.load()) std::this_thread::sleep_for(1ms);
+  weave_critical_section2_end(&cs);
+  p->second_end_changed = !weave_mutex_is_locked(&p->pair[0]) || weave_mutex_is_locked(&p->pair[1]);
+  p->step = 4;
+}
+
+// Destroyed after the library's own teardown of its thread (thread-exit
+// callbacks run last-registered first, and it is constructed before the
+// thread's first call): its begin2 runs with no per-thread state.
+struct LateBegin2 {
+  std::shared_ptr<PairOrder> p;
+  ~LateBegin2() {
+    if (p) begin2_high_first(p.get());
+  }
+};
+thread_local LateBegin2 t_late_begin2;
+
+void check_pair_order(const std::shared_ptr<PairOrder> &p) {
+  REQUIRE(wait_until([&] { return p->step.load() == 1; }));
+  // Wait until the thread is parked on pair[0], then look at pair[1].
+  REQUIRE(wait_until([&] { return (p->pair[0]._bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
+  CHECK_FALSE(locked(&p->pair[1]));  // address order: nothing held while waiting
+  CHECK(weave_mutex_unlock(&p->pair[0]) == 0);
+  REQUIRE(wait_until([&] { return p->step.load() == 3; }));
+  CHECK(p->pair[0]._bits == 0);
+  CHECK(p->pair[1]._bits == 0);
+  weave_mutex_lock(&p->pair[0]);
+  p->may_end_again = true;
+  REQUIRE(wait_until([&] { return p->step.load() == 4; }));
+  CHECK(p->second_end_changed.load() == 0);
+  CHECK(weave_mutex_unlock(&p->pair[0]) == 0);
+}
+}  // namespace
+
+TEST_CASE("two-mutex begin with per-thread state: address order (control)") {
+  auto p = std::make_shared<PairOrder>();
+  weave_mutex_lock(&p->pair[0]);
+  watched_thread t([p] { begin2_high_first(p.get()); });
+  check_pair_order(p);
+  REQUIRE(t.join_within(10000));
+  CHECK(p->error_after_begin.find("critical_section") == std::string::npos);
+}
+
+TEST_CASE("two-mutex begin without per-thread state (after the thread's teardown): address order too") {
+  auto p = std::make_shared<PairOrder>();
+  weave_mutex_lock(&p->pair[0]);
+  // Detached: the case ends when the thread-exit test has run (step 4), and
+  // a broken build fails a bound instead of hanging in a join.
+  std::thread([p] {
+    t_late_begin2.p = p;  // constructed first: destroyed after the library's teardown
+    weave_mutex_t first = {0};
+    WEAVE_BEGIN_CRITICAL_SECTION(&first);  // the thread's context (and its teardown hook) start here
+    WEAVE_END_CRITICAL_SECTION();
+  }).detach();
+  check_pair_order(p);
+  // The begin really took the no-context path (else this case tests nothing).
+  CHECK(p->error_after_begin.find("weave_critical_section_begin: the thread is past its thread-exit teardown") !=
+        std::string::npos);
 }

@@ -9,11 +9,13 @@
 #include <sched.h>
 #include <time.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ftw_test {
@@ -142,6 +144,39 @@ class thread_group {
 
  private:
   std::vector<pthread_t> threads_;
+};
+
+// A thread for code that may hang in a broken build: join_within() waits a
+// bounded time and, if the thread has not finished, detaches it and returns
+// false, so the test fails instead of hanging. Keep the thread's state in a
+// std::shared_ptr captured by value: a hung thread may outlive the test's
+// stack frame. Same rule as native_thread for assertions.
+class watched_thread {
+ public:
+  explicit watched_thread(std::function<void()> fn) : done_(std::make_shared<std::atomic<bool>>(false)) {
+    auto done = done_;
+    thread_ = std::thread([done, fn] {
+      fn();
+      done->store(true);
+    });
+  }
+  watched_thread(const watched_thread &) = delete;
+  watched_thread &operator=(const watched_thread &) = delete;
+  ~watched_thread() { join_within(0); }
+  bool join_within(int timeout_ms) {
+    if (!thread_.joinable()) return done_->load();
+    bool done = wait_until([this] { return done_->load(); }, timeout_ms);
+    if (done) {
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
+    return done;
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> done_;
+  std::thread thread_;
 };
 
 }  // namespace ftw_test

@@ -776,10 +776,18 @@ typedef struct weave_cond {
 WEAVE_STATIC_ASSERT(sizeof(weave_cond_t) == 1, "weave_cond_t is one byte");
 
 /* Atomically unlocks `mutex` (which the caller must hold) and waits for a
- * signal, at most timeout_ns (< 0 forever). The mutex is held again on
- * return either way. Returns 1 when woken (possibly spuriously: re-check the
- * condition in a loop), 0 on timeout, WEAVE_E_NOT_OWNER if `mutex` was not
- * locked, WEAVE_E_INVALID for NULL. Detaches while parked. Blocks. */
+ * signal, at most timeout_ns (< 0 forever). The mutex is held again, once,
+ * on return either way. Returns 1 when woken (possibly spuriously: re-check
+ * the condition in a loop), 0 on timeout, WEAVE_E_NOT_OWNER if `mutex` was
+ * not locked, WEAVE_E_INVALID for NULL. Detaches while parked. Blocks.
+ * Inside critical sections (section 5): every section of the thread is
+ * suspended while it sleeps (`mutex` is released once, by the wait); on
+ * return the innermost section is active, and if `mutex` is an outer active
+ * section's, that section and all inside it are active. If `mutex` is the
+ * mutex of a *suspended* section (not held), the wait re-takes it, resuming
+ * that section and those inside it, and returns 1 without sleeping (a
+ * spurious wake-up), or WEAVE_E_NOT_OWNER if two of those sections hold the
+ * same mutex. Re-taking never waits for one mutex while holding another. */
 WEAVE_API int weave_cond_wait(weave_cond_t *cond, weave_mutex_t *mutex, int64_t timeout_ns);
 
 /* Wakes (or requeues onto the mutex) one waiter; returns how many: 0 or 1
@@ -827,9 +835,15 @@ WEAVE_API int weave_stats(weave_stats_t *out);
  * first, on the same thread), and are per thread. Beginning a section on the
  * mutex the innermost active section already holds locks nothing and pushes
  * nothing (re-entry); the same for a two-mutex section on the innermost's
- * mutexes. A two-mutex section locks in address order; the same mutex twice
- * locks it once. Misuse (NULL, ending a section that is not the innermost)
- * is recorded in weave_last_error() and changes nothing.
+ * mutexes. A two-mutex section locks in address order (on every path); the
+ * same mutex twice locks it once. weave_cond_wait works inside sections
+ * (see it in section 4). An end unlocks only mutexes the thread holds, and
+ * afterwards the library no longer refers to the section. Misuse is recorded
+ * in weave_last_error() (WEAVE_E_INVALID for NULL, WEAVE_E_STATE otherwise):
+ * ending a suspended section unlocks nothing (another thread may hold its
+ * mutexes) and removes it; ending a section that is not the innermost ends
+ * it anyway (unlocking its mutexes if it is active) and leaves the sections
+ * inside it as they are; ending a section twice changes nothing.
  *
  * Layouts (for static asserts only; fields are private):
  *   _cs_prev:  previous innermost section, tagged: bit 0 = that section is
@@ -850,8 +864,9 @@ WEAVE_STATIC_ASSERT(sizeof(weave_critical_section2_t) == 3 * sizeof(void *), "cr
 /* Locks `m` (blocking like weave_mutex_lock) and makes `c` the innermost
  * section of the calling thread. */
 WEAVE_API void weave_critical_section_begin(weave_critical_section_t *c, weave_mutex_t *m);
-/* Unlocks the mutex of `c`, which must be the innermost section, and resumes
- * the enclosing section if it was suspended (which may block). */
+/* Unlocks the mutex of `c`, which must be the innermost, active section, and
+ * resumes the enclosing section if it was suspended (which may block). For
+ * other sections see the misuse rules above. */
 WEAVE_API void weave_critical_section_end(weave_critical_section_t *c);
 /* Locks m1 and m2 in address order (once if they are the same). */
 WEAVE_API void weave_critical_section2_begin(weave_critical_section2_t *c, weave_mutex_t *m1, weave_mutex_t *m2);

@@ -755,12 +755,15 @@ BAD_INPUT(weave_critical_section_end) {
   weave_critical_section_begin(&outer, &a);
   weave_critical_section_begin(&inner, &b);
   mark_last_error();
-  f(&outer);  // not the innermost: refused, nothing changes
+  f(&outer);  // not the innermost: ended anyway (a released), with an error
   CHECK(last_error_has("not the innermost"));
-  CHECK(a._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(a._bits == 0);
   CHECK(b._bits == WEAVE_MUTEX_LOCKED);
   f(&inner);
-  f(&outer);
+  CHECK(b._bits == 0);
+  mark_last_error();
+  f(&outer);  // a second end: refused, nothing changes
+  CHECK(last_error_has("already ended"));
   CHECK(a._bits == 0);
   CHECK(b._bits == 0);
 }
@@ -787,7 +790,8 @@ BAD_INPUT(weave_critical_section2_end) {
   CHECK(last_error_has("weave_critical_section2_end"));
   weave_critical_section2_t zeroed = {};
   f(&zeroed);  // as a re-entry: changes nothing
-  // Ending a two-mutex section that is not the innermost: refused.
+  // Ending a two-mutex section that is not the innermost: ended anyway
+  // (both its mutexes released), with an error; the inner one is unchanged.
   weave_mutex_t a = {0}, b = {0}, c = {0};
   weave_critical_section2_t outer;
   weave_critical_section_t inner;
@@ -796,10 +800,13 @@ BAD_INPUT(weave_critical_section2_end) {
   mark_last_error();
   f(&outer);
   CHECK(last_error_has("not the innermost"));
-  CHECK(a._bits == WEAVE_MUTEX_LOCKED);
-  CHECK(b._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(a._bits == 0);
+  CHECK(b._bits == 0);
+  CHECK(c._bits == WEAVE_MUTEX_LOCKED);
   weave_critical_section_end(&inner);
-  f(&outer);
+  mark_last_error();
+  f(&outer);  // a second end: refused, nothing changes
+  CHECK(last_error_has("already ended"));
   CHECK(a._bits == 0);
   CHECK(b._bits == 0);
   CHECK(c._bits == 0);

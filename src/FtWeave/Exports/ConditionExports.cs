@@ -15,10 +15,7 @@ internal static unsafe class ConditionExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_cond_wait: cond or mutex is NULL\0"u8);
         }
-        int result = Condition.Wait(cond, mutex, timeoutNs);
-        return result == WEAVE_E_NOT_OWNER
-            ? ThreadContexts.SetError(result, "weave_cond_wait: the mutex is not locked\0"u8)
-            : result;
+        return Condition.Wait(cond, mutex, timeoutNs); // records its own errors
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_cond_signal")]

@@ -13,6 +13,11 @@ internal static unsafe class CriticalSectionExports
     {
         if (c == null || m == null)
         {
+            if (c != null)
+            {
+                // Make the matching end a no-op instead of reading garbage.
+                CriticalSections.InitEmpty(c);
+            }
             ThreadContexts.SetError(WEAVE_E_INVALID, "weave_critical_section_begin: section or mutex is NULL\0"u8);
             return;
         }
@@ -35,6 +40,11 @@ internal static unsafe class CriticalSectionExports
     {
         if (c == null || m1 == null || m2 == null)
         {
+            if (c != null)
+            {
+                CriticalSections.InitEmpty(&c->_cs_base);
+                c->_cs_mutex2 = null;
+            }
             ThreadContexts.SetError(WEAVE_E_INVALID, "weave_critical_section2_begin: section or mutex is NULL\0"u8);
             return;
         }

@@ -4,6 +4,8 @@ using System.Threading;
 using FtWeave.Abi;
 using FtWeave.Interop;
 using FtWeave.Parking;
+using FtWeave.Sections;
+using FtWeave.Threads;
 
 namespace FtWeave.Locks;
 
@@ -46,15 +48,37 @@ internal static unsafe class Condition
 {
     /// <summary>
     /// weave_cond_wait: 1 when woken (perhaps spuriously), 0 on timeout,
-    /// WEAVE_E_NOT_OWNER when <paramref name="mutex"/> is not locked. The
-    /// mutex is held again on return, except after an error.
+    /// WEAVE_E_NOT_OWNER (message recorded) when <paramref name="mutex"/> is
+    /// not held. The mutex is held again, once, on return, except after an
+    /// error. Inside critical sections: see Sections/CriticalSection.cs,
+    /// "Condition waits inside sections" (the sections are suspended while
+    /// the thread sleeps; on return the innermost, and the one holding the
+    /// mutex with every section inside it, are active).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int Wait(byte* cond, byte* mutex, long timeoutNs)
     {
+        int where = CriticalSections.PrepareWait(mutex, out CriticalSections.WaitSections sections);
+        if (where == CriticalSections.WaitMutexSuspended)
+        {
+            // The mutex belongs to an outer section that a blocking call
+            // suspended: the caller does not hold it, and read its condition
+            // without it, so sleeping now could miss a signal sent before.
+            // Take it back (resuming that section and those inside it) and
+            // return at once: a spurious wake-up, after which the caller's
+            // loop re-checks its condition under the mutex and waits again.
+            CriticalSections.DetachForWait(ref sections, null);
+            CriticalSections.ReattachAfterWait(ref sections, mutex, holdsM: false);
+            return timeoutNs == 0 ? 0 : 1;
+        }
+        if (where == CriticalSections.WaitMutexUnresumable)
+        {
+            return ThreadContexts.SetError(ErrorCodes.WEAVE_E_NOT_OWNER, "weave_cond_wait: the mutex belongs to a suspended critical section, which cannot be resumed here (a section inside it holds one of its mutexes)\0"u8);
+        }
         if ((Volatile.Read(ref *mutex) & Mutex.Locked) == 0)
         {
-            return ErrorCodes.WEAVE_E_NOT_OWNER; // nothing touched
+            // Nothing touched.
+            return ThreadContexts.SetError(ErrorCodes.WEAVE_E_NOT_OWNER, "weave_cond_wait: the mutex is not locked\0"u8);
         }
         if (timeoutNs == 0)
         {
@@ -68,6 +92,14 @@ internal static unsafe class Condition
         waiter.Waiter.HandedOff = 0;
         waiter.Mutex = mutex;
         waiter.Requeued = 0;
+
+        // The caller's sections: suspended now (all their mutexes released
+        // but ours, which the park releases once we are queued), and hidden
+        // from the parking lot's detach until we re-attach them below.
+        if (sections.Ctx != null)
+        {
+            CriticalSections.DetachForWait(ref sections, mutex);
+        }
 
         // 1. Queue ourselves on &v (and store v = 1) under the bucket lock
         //    while still holding the mutex; 2. only then release the mutex
@@ -88,7 +120,14 @@ internal static unsafe class Condition
         //    Park's acquire made visible to us. (A signal that requeues us
         //    before our own unlock in BeforeSleep makes that unlock wake us,
         //    which is just a wake.)
-        if (!(parked == ParkResult.Ok && waiter.Waiter.HandedOff != 0))
+        bool handedOff = parked == ParkResult.Ok && waiter.Waiter.HandedOff != 0;
+        if (sections.Ctx != null)
+        {
+            // The mutex and the sections' mutexes, without waiting for one
+            // while holding another; then the sections are active again.
+            CriticalSections.ReattachAfterWait(ref sections, mutex, handedOff);
+        }
+        else if (!handedOff)
         {
             Mutex.Lock(mutex); // parks with detach, as Mutex.LockSlow
         }

@@ -9,6 +9,10 @@ namespace FtWeave.Threads;
 /// CPython thread state, as CPython's own detach does. The parking lot calls
 /// these outside its bucket locks, after the thread is queued: a mutex
 /// released here may even wake the thread itself, which the parker absorbs.
+/// A condition wait suspends and resumes the sections itself and detaches
+/// the chain while it sleeps (CriticalSections.DetachForWait), so that here
+/// it finds no section: the mutex it waits with may be a section's, and it
+/// must be released once and re-taken once.
 /// </summary>
 internal static class ThreadDetach
 {
