@@ -110,7 +110,9 @@ internal static unsafe class StaticValues
                     continue;
                 }
                 // Inherited from the process this one was forked from, and not
-                // ours: nobody here will finish it. Take it over.
+                // ours: nobody here will finish it. Take it over. (Its waiters
+                // were parent threads: none to wake here.)
+                entry->StaticWaiters = 0;
             }
 
             ulong token = StorageKeys.NextInitToken();
