@@ -62,18 +62,21 @@ int wait_child(pid_t pid, int timeout_ms) {
 
 // fork() on a fresh pthread that has never called the library; the child runs
 // child_main and _exits with its result. Returns the child's pid (or -1).
-pid_t fork_from_fresh_thread(int (*child_main)(void *), void *arg) {
+// quiesce: fork_quiesced (waits for the other threads to sleep under ASan),
+// for children that allocate.
+pid_t fork_from_fresh_thread(int (*child_main)(void *), void *arg, bool quiesce = true) {
   struct ctx {
     int (*child_main)(void *);
     void *arg;
     pid_t pid;
-  } c{child_main, arg, -1};
+    bool quiesce;
+  } c{child_main, arg, -1, quiesce};
   pthread_t t;
   REQUIRE(pthread_create(
               &t, nullptr,
               [](void *p) -> void * {
                 auto *c = static_cast<ctx *>(p);
-                pid_t pid = ftw_test::fork_quiesced();
+                pid_t pid = c->quiesce ? ftw_test::fork_quiesced() : fork();
                 if (pid == 0) _exit(c->child_main(c->arg));
                 c->pid = pid;
                 return nullptr;
@@ -179,7 +182,7 @@ int child_uses_storage(void *) {
 }  // namespace
 
 TEST_CASE("fork from a thread that never called the library, while threads hold and wait for the registry lock and "
-          "initialise statics: the child uses storage") {
+          "initialise statics: the child uses storage", "[registry]") {
   busy_parent parent;
   g_parent = &parent;
   parent.published = static_cast<long *>(weave_static_get("storage.fork:published", sizeof(long), nullptr, nullptr));
@@ -245,6 +248,85 @@ TEST_CASE("fork from a thread that never called the library, while threads hold 
   CHECK(*static_cast<long *>(weave_static_get("storage.fork:published", sizeof(long), nullptr, nullptr)) == 4242);
 }
 
+// ---- fork during resets -----------------------------------------------------------
+
+namespace {
+struct resetting_parent {
+  std::atomic<int> stop{0};
+  std::atomic<int> pause{0};
+  std::atomic<int> paused{0};
+  std::atomic<uint64_t> resets{0};
+};
+
+int child_after_resets(void *) {
+  // Whatever the parent's reset had reached at the moment of fork (it is
+  // finished here if it was in progress), every static is either the parent's
+  // value or fresh, and real memory: write all of it, then reset again (which
+  // frees every static: a double free or a freed pointer would abort here).
+  for (int k = 0; k < 64; ++k) {
+    std::string key = "storage.fork:reset." + std::to_string(k);
+    char *v = static_cast<char *>(weave_static_get(key.c_str(), 256, nullptr, nullptr));
+    if (v == nullptr) return 10;
+    std::memset(v, 0x5a, 256);
+    if (weave_tls_get(("t" + key).c_str(), 64, nullptr, nullptr) == nullptr) return 11;
+  }
+  if (weave_storage_reset() < 64) return 12;
+  for (int k = 0; k < 64; ++k) {
+    std::string key = "storage.fork:reset." + std::to_string(k);
+    char *v = static_cast<char *>(weave_static_get(key.c_str(), 256, nullptr, nullptr));
+    if (v == nullptr || v[0] != 0 || v[255] != 0) return 13;
+  }
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("fork while another thread resets the storage: the child finishes or ignores that reset, never frees twice", "[registry]") {
+  resetting_parent parent;
+  std::vector<std::unique_ptr<native_thread>> threads;
+  auto pause_point = [&parent] {
+    if (parent.pause.load() != 0) {
+      parent.paused++;
+      while (parent.pause.load() != 0) sleep_ms(1);
+      parent.paused--;
+    }
+  };
+  // One thread fills 64 statics (each reset frees them all) ...
+  threads.push_back(std::make_unique<native_thread>([&] {
+    while (parent.stop.load() == 0) {
+      pause_point();
+      for (int k = 0; k < 64; ++k) {
+        std::string key = "storage.fork:reset." + std::to_string(k);
+        weave_static_get(key.c_str(), 256, nullptr, nullptr);
+      }
+    }
+  }));
+  // ... and another resets all the time.
+  threads.push_back(std::make_unique<native_thread>([&] {
+    while (parent.stop.load() == 0) {
+      pause_point();
+      weave_storage_reset();
+      parent.resets++;
+    }
+  }));
+  REQUIRE(wait_until([&] { return parent.resets.load() > 100; }));
+  std::vector<int> results;
+  for (int round = 0; round < 16; ++round) {
+    if (kPauseAllocatorsAroundFork) {
+      parent.pause = 1;
+      REQUIRE(wait_until([&] { return parent.paused.load() == 2; }));
+    }
+    pid_t pid = fork_from_fresh_thread(child_after_resets, nullptr);
+    parent.pause = 0;
+    results.push_back(pid < 0 ? 400 : wait_child(pid, 20000));
+  }
+  parent.stop = 1;
+  for (auto &t : threads) t->join();
+  for (size_t r = 0; r < results.size(); ++r) {
+    INFO("fork round " << r << ": child status " << results[r] << " (250 = hung, 2xx = signal)");
+    CHECK(results[r] == 0);
+  }
+}
+
 // ---- fork runs no library code -------------------------------------------------
 
 namespace {
@@ -280,7 +362,7 @@ TEST_CASE("fork runs no library code: a child that never calls the library exits
   REQUIRE(wait_until([&] { return ops.load() > 1000; }));
   std::vector<int> results;
   for (int round = 0; round < 40; ++round) {
-    pid_t pid = fork_from_fresh_thread(child_exits, nullptr);
+    pid_t pid = fork_from_fresh_thread(child_exits, nullptr, /*quiesce=*/false);  // the child allocates nothing
     results.push_back(pid < 0 ? 400 : wait_child(pid, 3000));
   }
   stop = 1;
@@ -313,7 +395,7 @@ int forking_init(void *storage, void *) {
 }
 }  // namespace
 
-TEST_CASE("an init that forks: the child finishes that init and publishes its value") {
+TEST_CASE("an init that forks: the child finishes that init and publishes its value", "[registry]") {
   int *v = static_cast<int *>(weave_static_get("storage.fork:forking-init", sizeof(int), forking_init, nullptr));
   if (forking_init_runs.load() == 1 && forked_child_status == -1) {
     // The child: back from its init.
