@@ -241,8 +241,11 @@ internal static unsafe class StorageKeys
             table->Count = old->Count;
         }
         // One store publishes the complete table: a fork child has the old or
-        // the new one (and leaks the other), never a half-built one.
-        Volatile.Write(ref s_table, (nint)table);
+        // the new one (and leaks the other), never a half-built one. A full
+        // barrier, not only a release: free's own writes (the old table on a
+        // free list) must not become visible before the table is unpublished,
+        // or a child could have both.
+        Interlocked.Exchange(ref s_table, (nint)table);
         Libc.Free(old);
         return table;
     }
@@ -301,10 +304,12 @@ internal static unsafe class StorageKeys
     {
         Lock();
         // Marked while running: a fork child that inherits a half-done reset
-        // finishes it (AfterFork) instead of keeping half the old values.
-        Volatile.Write(ref s_resetting, 1);
+        // finishes it (AfterFork) instead of keeping half the old values. A
+        // full barrier: the mark is visible before any entry is cleared.
+        Interlocked.Exchange(ref s_resetting, 1);
         int dropped = ResetEntries();
-        // Release: a thread that sees the new generation sees the cleared entries.
+        // Release: a thread that sees the new generation sees the cleared
+        // entries; then the mark goes (release: after the generation).
         Volatile.Write(ref s_generation, s_generation + 1);
         Volatile.Write(ref s_resetting, 0);
         Unlock();
@@ -326,9 +331,12 @@ internal static unsafe class StorageKeys
             void* value = entry->StaticValue;
             if (value != null)
             {
-                // Cleared before freed: a fork child never sees a freed pointer.
-                Volatile.Write(ref *(nint*)&entry->StaticValue, 0);
+                // Cleared before freed, with a full barrier (free's writes must
+                // not overtake the clearing): a fork child never holds a pointer
+                // to memory its heap has as free. Fast-path readers of a static
+                // being reset are the caller's bug (the reset contract).
                 Volatile.Write(ref entry->StaticState, StaticValues.None);
+                Interlocked.Exchange(ref *(nint*)&entry->StaticValue, 0);
                 Libc.Free(value);
                 dropped++;
             }
