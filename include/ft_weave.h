@@ -918,6 +918,9 @@ WEAVE_API void weave_critical_section_resume(void);
  * get other keys; getting its own key (same thread) returns NULL with
  * WEAVE_E_STATE. Failures return NULL and set weave_last_error(). After the
  * first get of a key on a thread, gets take no lock (a per-thread cache).
+ * The registry installs no fork handler (fork() runs none of its code); a
+ * fork child may use these values, and a static whose init was running on
+ * another thread is initialised again by the child's next get.
  */
 #define WEAVE_STORAGE_KEY_MAX 1024
 
@@ -926,8 +929,10 @@ typedef int weave_storage_init_fn(void *storage, void *arg);
 /* The calling thread's value for `key` (created on first use on this thread).
  * NULL on a bad key or size (WEAVE_E_INVALID), a size or kind mismatch
  * (WEAVE_E_MISMATCH), a failed init, during this thread's storage teardown or
- * its own init (WEAVE_E_STATE), or out of memory (WEAVE_E_NOMEM). The value
- * stays valid until the thread exits or weave_storage_reset(). */
+ * its own init (WEAVE_E_STATE), when weave_storage_reset() ran while init ran
+ * (WEAVE_E_STATE: a reset init itself made, or one on another thread; the
+ * value is freed), or out of memory (WEAVE_E_NOMEM). The value stays valid
+ * until the thread exits or weave_storage_reset(). */
 WEAVE_API void *weave_tls_get(const char *key, size_t size, weave_storage_init_fn *init, void *arg);
 
 /* Sets the destructor run with each thread's value pointer at that thread's
@@ -940,8 +945,9 @@ WEAVE_API int weave_tls_set_destructor(const char *key, wvls_destructor_t destru
 
 /* The process-wide value for `key`, initialised exactly once even when many
  * threads ask at the same time (the others wait, detached, for the first
- * init). A failed init returns NULL and leaves the value uninitialised for a
- * retry. Errors as weave_tls_get. Statics have no destructor. */
+ * init). A failed init, or one a reset overlapped, returns NULL and leaves
+ * the value uninitialised for a retry. Errors as weave_tls_get. Statics have
+ * no destructor. */
 WEAVE_API void *weave_static_get(const char *key, size_t size, weave_storage_init_fn *init, void *arg);
 
 /* Drops every value, for plugin unload: runs the destructors of the calling
@@ -950,8 +956,10 @@ WEAVE_API void *weave_static_get(const char *key, size_t size, weave_storage_ini
  * a freshly zeroed and initialised value. Other live threads' old values are
  * freed without their destructor (which may live in the plugin being
  * unloaded) at their next storage call or exit; pointers obtained before the
- * reset must not be used after it. Returns how many values were dropped
- * (the calling thread's plus the statics). */
+ * reset must not be used after it. An init running meanwhile (on any thread,
+ * including the init that calls this) makes its get return NULL with
+ * WEAVE_E_STATE. Returns how many values were dropped (the calling thread's
+ * plus the statics). */
 WEAVE_API int weave_storage_reset(void);
 
 #ifdef __cplusplus

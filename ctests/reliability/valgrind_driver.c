@@ -8,7 +8,8 @@
  * it: destructors that free it, storage values with destructors. A
  * destructor that never runs, or a value the library forgets, shows up as a
  * "definitely lost" block, which fails the test (--errors-for-leak-kinds=
- * definite). Exit status 0 means every count matched.
+ * definite). Exit status 0 means every count matched. storage_reset_cases()
+ * covers inits that overlap weave_storage_reset.
  */
 #include <ft_weave.h>
 
@@ -140,7 +141,95 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* ---- init and weave_storage_reset: a value made by an init that overlaps a
+ * reset (its own, a nested init's, another thread's) belongs to no
+ * generation; the get returns NULL and must free it (4096 bytes "definitely
+ * lost" each otherwise). */
+enum { kValueBytes = 4096 };
+
+static int reset_message(void) { return strstr(weave_last_error(), "reset while init ran") != NULL; }
+
+static int init_resets(void *storage, void *arg) {
+  (void)arg;
+  ((char *)storage)[0] = 1;
+  weave_storage_reset();
+  return 0;
+}
+
+static int init_gets_resetting_tls(void *storage, void *arg) {
+  (void)storage;
+  (void)arg;
+  EXPECT(weave_tls_get("valgrind.driver:nested-inner", kValueBytes, init_resets, NULL) == NULL);
+  EXPECT(reset_message());
+  return 0;
+}
+
+static int init_gets_resetting_static(void *storage, void *arg) {
+  (void)storage;
+  (void)arg;
+  EXPECT(weave_static_get("valgrind.driver:nested-inner-static", kValueBytes, init_resets, NULL) == NULL);
+  EXPECT(reset_message());
+  return 0;
+}
+
+static atomic_int overlap_phase; /* 1: init entered, 2: reset done */
+
+static int init_waits_for_reset(void *storage, void *arg) {
+  (void)arg;
+  ((char *)storage)[0] = 1;
+  atomic_store(&overlap_phase, 1);
+  while (atomic_load(&overlap_phase) != 2) {
+    struct timespec us = {0, 100000};
+    nanosleep(&us, NULL);
+  }
+  return 0;
+}
+
+static void *overlapping_getter(void *arg) {
+  int is_static = arg != NULL;
+  const char *key = is_static ? "valgrind.driver:overlap-static" : "valgrind.driver:overlap";
+  void *v = is_static ? weave_static_get(key, kValueBytes, init_waits_for_reset, NULL)
+                      : weave_tls_get(key, kValueBytes, init_waits_for_reset, NULL);
+  EXPECT(v == NULL);
+  EXPECT(reset_message());
+  char *fresh = is_static ? weave_static_get(key, kValueBytes, NULL, NULL) : weave_tls_get(key, kValueBytes, NULL, NULL);
+  EXPECT(fresh != NULL && fresh[0] == 0);
+  return NULL;
+}
+
+static void storage_reset_cases(void) {
+  /* An init that resets on its own thread. */
+  EXPECT(weave_tls_get("valgrind.driver:init-resets", kValueBytes, init_resets, NULL) == NULL);
+  EXPECT(reset_message());
+  EXPECT(weave_static_get("valgrind.driver:init-resets-static", kValueBytes, init_resets, NULL) == NULL);
+  EXPECT(reset_message());
+  /* Nested: the inner init resets; the outer gets fail too. */
+  EXPECT(weave_tls_get("valgrind.driver:nested-outer", kValueBytes, init_gets_resetting_tls, NULL) == NULL);
+  EXPECT(reset_message());
+  EXPECT(weave_static_get("valgrind.driver:nested-outer-static", kValueBytes, init_gets_resetting_static, NULL) ==
+         NULL);
+  EXPECT(reset_message());
+  /* An init on another thread that overlaps this thread's reset. */
+  for (int is_static = 0; is_static < 2; ++is_static) {
+    pthread_t t;
+    atomic_store(&overlap_phase, 0);
+    EXPECT(pthread_create(&t, NULL, overlapping_getter, is_static ? (void *)&overlap_phase : NULL) == 0);
+    while (atomic_load(&overlap_phase) != 1) {
+      struct timespec us = {0, 100000};
+      nanosleep(&us, NULL);
+    }
+    weave_storage_reset();
+    atomic_store(&overlap_phase, 2);
+    pthread_join(t, NULL);
+  }
+  /* The keys work afterwards. */
+  EXPECT(weave_tls_get("valgrind.driver:init-resets", kValueBytes, NULL, NULL) != NULL);
+  EXPECT(weave_tls_get("valgrind.driver:nested-outer", kValueBytes, NULL, NULL) != NULL);
+  EXPECT(weave_static_get("valgrind.driver:init-resets-static", kValueBytes, NULL, NULL) != NULL);
+}
+
 int main(void) {
+  storage_reset_cases();
   EXPECT(weave_tls_set_destructor("valgrind.driver:value", free_storage_value) == 0);
   pthread_t threads[kThreads];
   for (long t = 0; t < kThreads; ++t) {

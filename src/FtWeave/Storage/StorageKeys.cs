@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using FtWeave.Interop;
-using FtWeave.Parking;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
 
@@ -37,99 +36,88 @@ internal unsafe struct KeyEntry
     public void* StaticValue;
     /// <summary>Static: 0 none, 1 initialising, 2 ready. 4 bytes: the parking-lot word waiters sleep on.</summary>
     public int StaticState;
+    /// <summary>Static, while initialising: 1 once a thread parked (or is about to park) on StaticState.</summary>
+    public int StaticWaiters;
+    /// <summary>Static, while initialising: the initialiser (weave_thread_id) ...</summary>
     public ulong StaticInitThread;
+    /// <summary>... the process it runs in (<see cref="RegistryLock.Incarnation"/>) ...</summary>
+    public int StaticInitIncarnation;
+    /// <summary>... and its attempt, unique in the process and its fork descendants.</summary>
+    public ulong StaticInitToken;
 }
 
 /// <summary>
 /// The process-wide key registry: an open-addressing hash table of
-/// <see cref="KeyEntry"/> pointers under one <see cref="WordLock"/>. Only
+/// <see cref="KeyEntry"/> pointers under one <see cref="RegistryLock"/>. Only
 /// first uses on a thread come here; after that, threads find entries in
 /// their own cache (<see cref="ThreadLocalValues"/>).
+///
+/// fork: there is no pthread_atfork handler (see RegistryLock for why). A
+/// child may inherit the registry in the middle of a parent thread's
+/// operation, so every operation writes in an order whose every prefix the
+/// child's <see cref="AfterFork"/> can complete or ignore: an entry is fully
+/// written before its slot is; a grown table is fully written before one
+/// store publishes it; a static's pointer is cleared before it is freed; a
+/// reset is marked as running while it runs.
 /// </summary>
 internal static unsafe class StorageKeys
 {
     internal const int MaxKeyLength = 1024;
 
-    private static nuint s_lock;          // WordLock
-    private static KeyEntry** s_table;
-    private static int s_capacity;        // power of two
-    private static int s_count;
-    private static ulong s_generation;    // bumped by weave_storage_reset
+    /// <summary>A table: the header, then Capacity slots (KeyEntry*).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Table
+    {
+        public int Capacity;   // power of two
+        public int Count;
+    }
 
-    private static int s_forkHandlersInstalled;
+    private static nint s_table;          // Table*: 0 until the first key; replaced whole by Grow
+    private static ulong s_generation;    // bumped by weave_storage_reset
+    private static int s_resetting;       // 1 while ResetAll runs (a fork child finishes it)
+    private static ulong s_initTokens;    // the last StaticInitToken handed out
 
     internal static ulong Generation => Volatile.Read(ref s_generation);
 
-    internal static void Lock()
-    {
-        if (Volatile.Read(ref s_forkHandlersInstalled) == 0)
-        {
-            InstallForkHandlers();
-        }
-        fixed (nuint* l = &s_lock)
-        {
-            WordLock.Lock(l);
-        }
-    }
+    private static KeyEntry** Slots(Table* table) => (KeyEntry**)(table + 1);
+
+    internal static void Lock() => RegistryLock.Enter();
+
+    internal static void Unlock() => RegistryLock.Exit();
+
+    /// <summary>A fresh StaticInitToken; under the lock.</summary>
+    internal static ulong NextInitToken() => ++s_initTokens;
 
     /// <summary>
-    /// fork() safety, installed before the registry lock is first taken. A
-    /// fork child has only the forking thread: without these handlers a lock
-    /// held by another thread at the moment of fork, or a static whose init
-    /// was running on another thread, would never be released in the child,
-    /// and its first get of a new key (or of that static) would hang forever.
-    /// As glibc does for malloc's arenas: the prepare handler takes the
-    /// registry lock (so the table is consistent when memory is copied; the
-    /// lock is never held while user code runs, so this only waits for a
-    /// short table operation), the parent releases it, the child resets it
-    /// and hands statics whose initialiser is another (now absent) thread
-    /// back to "not initialised": the child's next get runs init itself.
+    /// In a fork child, under the lock, before any other registry operation:
+    /// completes or ignores what a parent thread was doing at the moment of
+    /// fork. A table mid-Grow: the new one was either published or not (a
+    /// leaked copy at worst). An entry mid-insert: its slot was either written
+    /// or not; the count may be one short, so it is recounted. A reset in
+    /// progress is finished here, as if fork had happened after it. Statics
+    /// whose init ran on a parent thread are handled where they are next used
+    /// (StaticValues: their StaticInitIncarnation is older than this process's).
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void InstallForkHandlers()
+    internal static void AfterFork()
     {
-        if (Interlocked.Exchange(ref s_forkHandlersInstalled, 1) == 0)
+        Table* table = (Table*)s_table;
+        if (table != null)
         {
-            Pthread.AtFork(&BeforeFork, &AfterForkInParent, &AfterForkInChild);
-        }
-    }
-
-    [UnmanagedCallersOnly]
-    private static void BeforeFork()
-    {
-        fixed (nuint* l = &s_lock)
-        {
-            WordLock.Lock(l);
-        }
-    }
-
-    [UnmanagedCallersOnly]
-    private static void AfterForkInParent() => Unlock();
-
-    [UnmanagedCallersOnly]
-    private static void AfterForkInChild()
-    {
-        // The waiters stacked in the lock word are threads of the parent.
-        Volatile.Write(ref s_lock, 0);
-        ulong me = ThreadIds.Current();
-        for (int i = 0; i < s_capacity; i++)
-        {
-            KeyEntry* entry = s_table[i];
-            // An init running on the forking thread itself (an init that
-            // forks) continues in the child and publishes as usual.
-            if (entry != null && entry->StaticState == StaticValues.Busy && entry->StaticInitThread != me)
+            int count = 0;
+            for (int i = 0; i < table->Capacity; i++)
             {
-                entry->StaticState = StaticValues.None;
-                entry->StaticInitThread = 0;
+                if (Slots(table)[i] != null)
+                {
+                    count++;
+                }
             }
+            table->Count = count;
         }
-    }
-
-    internal static void Unlock()
-    {
-        fixed (nuint* l = &s_lock)
+        if (s_resetting != 0)
         {
-            WordLock.Unlock(l);
+            ResetEntries();
+            Volatile.Write(ref s_generation, s_generation + 1);
+            Volatile.Write(ref s_resetting, 0);
         }
     }
 
@@ -170,19 +158,25 @@ internal static unsafe class StorageKeys
         Lock();
         try
         {
-            if (s_capacity != 0)
+            Table* table = (Table*)s_table;
+            if (table != null)
             {
-                for (int i = (int)hash & (s_capacity - 1); s_table[i] != null; i = (i + 1) & (s_capacity - 1))
+                int mask = table->Capacity - 1;
+                for (int i = (int)hash & mask; Slots(table)[i] != null; i = (i + 1) & mask)
                 {
-                    if (Matches(s_table[i], key, length, hash))
+                    if (Matches(Slots(table)[i], key, length, hash))
                     {
-                        return s_table[i];
+                        return Slots(table)[i];
                     }
                 }
             }
-            if ((s_count + 1) * 2 > s_capacity && !Grow())
+            if (table == null || (table->Count + 1) * 2 > table->Capacity)
             {
-                return null;
+                table = Grow(table);
+                if (table == null)
+                {
+                    return null;
+                }
             }
             KeyEntry* entry = (KeyEntry*)Libc.Calloc(1, (nuint)sizeof(KeyEntry));
             byte* copy = (byte*)Libc.Malloc((nuint)length + 1);
@@ -197,8 +191,10 @@ internal static unsafe class StorageKeys
             entry->Key = copy;
             entry->Length = length;
             entry->Hash = hash;
-            Insert(s_table, s_capacity, entry);
-            s_count++;
+            // The entry is complete before its slot is written (a fork child
+            // sees either no slot or a whole entry); the count follows.
+            Insert(table, entry);
+            table->Count++;
             return entry;
         }
         finally
@@ -207,35 +203,51 @@ internal static unsafe class StorageKeys
         }
     }
 
-    private static void Insert(KeyEntry** table, int capacity, KeyEntry* entry)
+    private static void Insert(Table* table, KeyEntry* entry)
     {
-        int i = (int)entry->Hash & (capacity - 1);
-        while (table[i] != null)
+        int mask = table->Capacity - 1;
+        int i = (int)entry->Hash & mask;
+        while (Slots(table)[i] != null)
         {
-            i = (i + 1) & (capacity - 1);
+            i = (i + 1) & mask;
         }
-        table[i] = entry;
+        // Release: the entry's fields before the pointer to it.
+        Volatile.Write(ref *(nint*)&Slots(table)[i], (nint)entry);
     }
 
-    private static bool Grow()
+    /// <summary>Replaces the table with one twice as large; NULL (nothing changed) when out of memory.</summary>
+    private static Table* Grow(Table* old)
     {
-        int capacity = s_capacity == 0 ? 64 : s_capacity * 2;
-        KeyEntry** table = (KeyEntry**)Libc.Calloc((nuint)capacity, (nuint)sizeof(KeyEntry*));
+        int capacity = old == null ? 64 : old->Capacity * 2;
+        if (capacity <= 0 || capacity > (1 << 28))
+        {
+            return null; // 2^27 keys (gigabytes of entries): treated as out of memory
+        }
+        Table* table = (Table*)Libc.Calloc(1, (nuint)sizeof(Table) + (nuint)capacity * (nuint)sizeof(KeyEntry*));
         if (table == null)
         {
-            return false;
+            return null;
         }
-        for (int i = 0; i < s_capacity; i++)
+        table->Capacity = capacity;
+        if (old != null)
         {
-            if (s_table[i] != null)
+            for (int i = 0; i < old->Capacity; i++)
             {
-                Insert(table, capacity, s_table[i]);
+                if (Slots(old)[i] != null)
+                {
+                    Insert(table, Slots(old)[i]);
+                }
             }
+            table->Count = old->Count;
         }
-        Libc.Free(s_table);
-        s_table = table;
-        s_capacity = capacity;
-        return true;
+        // One store publishes the complete table: a fork child has the old or
+        // the new one (and leaks the other), never a half-built one. A full
+        // barrier, not only a release: free's own writes (the old table on a
+        // free list) must not become visible before the table is unpublished,
+        // or a child could have both.
+        Interlocked.Exchange(ref s_table, (nint)table);
+        Libc.Free(old);
+        return table;
     }
 
     /// <summary>
@@ -290,30 +302,51 @@ internal static unsafe class StorageKeys
     /// </summary>
     internal static int ResetAll()
     {
-        int dropped = 0;
         Lock();
-        for (int i = 0; i < s_capacity; i++)
+        // Marked while running: a fork child that inherits a half-done reset
+        // finishes it (AfterFork) instead of keeping half the old values. A
+        // full barrier: the mark is visible before any entry is cleared.
+        Interlocked.Exchange(ref s_resetting, 1);
+        int dropped = ResetEntries();
+        // Release: a thread that sees the new generation sees the cleared
+        // entries; then the mark goes (release: after the generation).
+        Volatile.Write(ref s_generation, s_generation + 1);
+        Volatile.Write(ref s_resetting, 0);
+        Unlock();
+        return dropped;
+    }
+
+    private static int ResetEntries()
+    {
+        int dropped = 0;
+        Table* table = (Table*)s_table;
+        for (int i = 0; table != null && i < table->Capacity; i++)
         {
-            KeyEntry* entry = s_table[i];
+            KeyEntry* entry = Slots(table)[i];
             if (entry == null)
             {
                 continue;
             }
             Volatile.Write(ref entry->Destructor, 0);
-            if (entry->StaticValue != null)
+            void* value = entry->StaticValue;
+            if (value != null)
             {
-                Libc.Free(entry->StaticValue);
-                Volatile.Write(ref *(nint*)&entry->StaticValue, 0);
+                // Cleared before freed, with a full barrier (free's writes must
+                // not overtake the clearing): a fork child never holds a pointer
+                // to memory its heap has as free. Fast-path readers of a static
+                // being reset are the caller's bug (the reset contract).
+                Volatile.Write(ref entry->StaticState, StaticValues.None);
+                Interlocked.Exchange(ref *(nint*)&entry->StaticValue, 0);
+                Libc.Free(value);
                 dropped++;
             }
-            if (entry->StaticState == StaticValues.Ready)
+            else if (entry->StaticState == StaticValues.Ready)
             {
                 entry->StaticState = StaticValues.None;
             }
+            // An init in progress (Busy, no value yet) is left alone: it sees
+            // the new generation when it finishes and does not publish.
         }
-        // Release: a thread that sees the new generation sees the cleared entries.
-        Volatile.Write(ref s_generation, s_generation + 1);
-        Unlock();
         return dropped;
     }
 }

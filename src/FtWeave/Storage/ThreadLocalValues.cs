@@ -56,8 +56,11 @@ internal static unsafe class ThreadLocalValues
             ts->Generation = StorageKeys.Generation;
             ctx->Storage = ts;
         }
-        else if (ts->Generation != StorageKeys.Generation)
+        else if (ts->Generation != StorageKeys.Generation && ts->TearingDown == 0)
         {
+            // (Never during a teardown: DestroyAll is walking the values, and
+            // a destructor's call - weave_static_get, weave_tls_set_destructor
+            // - must not free them under it. DestroyAll drops them itself.)
             DropStale(ts);
         }
         return ts;
@@ -65,7 +68,8 @@ internal static unsafe class ThreadLocalValues
 
     /// <summary>
     /// After a reset by another thread: free this thread's old values without
-    /// their destructors (they may live in a plugin being unloaded).
+    /// their destructors (they may live in a plugin being unloaded). A slot
+    /// whose init is still running is not freed: that get frees it.
     /// </summary>
     private static void DropStale(ThreadStorage* ts)
     {
@@ -113,7 +117,7 @@ internal static unsafe class ThreadLocalValues
         if ((ts->CacheCount + 1) * 2 > ts->CacheCapacity)
         {
             int capacity = ts->CacheCapacity == 0 ? 16 : ts->CacheCapacity * 2;
-            KeyEntry** cache = (KeyEntry**)Libc.Calloc((nuint)capacity, (nuint)sizeof(KeyEntry*));
+            KeyEntry** cache = capacity > 0 ? (KeyEntry**)Libc.Calloc((nuint)capacity, (nuint)sizeof(KeyEntry*)) : null;
             if (cache == null)
             {
                 return;
@@ -217,6 +221,11 @@ internal static unsafe class ThreadLocalValues
         if (ts->ValueCount == ts->ValueCapacity)
         {
             int capacity = ts->ValueCapacity == 0 ? 8 : ts->ValueCapacity * 2;
+            if (capacity <= 0)
+            {
+                ThreadContexts.SetError(WEAVE_E_NOMEM, "weave_tls_get: out of memory\0"u8);
+                return null;
+            }
             Value* grown = (Value*)Libc.Realloc(ts->Values, (nuint)capacity * (nuint)sizeof(Value));
             if (grown == null)
             {
@@ -239,10 +248,23 @@ internal static unsafe class ThreadLocalValues
         ts->Values[index].Key = entry;
         ts->Values[index].Pointer = pointer;
         ts->Values[index].State = SlotInitialising;
+        // The generation the value is made for. Get(ctx) above brought the
+        // thread to the registry's generation; a reset since then (by another
+        // thread, even before init started) counts as overlapping init.
+        ulong generation = ts->Generation;
         int result = init != null ? init(pointer, arg) : 0;
-        if (ts->Generation != StorageKeys.Generation || ts->TearingDown != 0)
+        if (ts->Generation != generation || StorageKeys.Generation != generation)
         {
-            // init reset the storage: our slot is gone with the rest.
+            // The storage was reset while init ran: by init itself on this
+            // thread (Reset dropped this thread's values and moved it to the
+            // new generation), or by another thread. The value belongs to no
+            // generation: not returned, not kept. Drops skip slots that are
+            // not ready, so it is freed here, exactly once, now that init is done.
+            if (ts->Generation == generation)
+            {
+                DropStale(ts); // this thread's other old values too, as its next call would
+            }
+            Libc.Free(pointer);
             ThreadContexts.SetError(WEAVE_E_STATE, "weave_tls_get: the storage was reset while init ran\0"u8);
             return null;
         }
