@@ -543,17 +543,6 @@ void begin2_high_first(PairOrder *p) {
   p->step = 4;
 }
 
-// Destroyed after the library's own teardown of its thread (thread-exit
-// callbacks run last-registered first, and it is constructed before the
-// thread's first call): its begin2 runs with no per-thread state.
-struct LateBegin2 {
-  std::shared_ptr<PairOrder> p;
-  ~LateBegin2() {
-    if (p) begin2_high_first(p.get());
-  }
-};
-thread_local LateBegin2 t_late_begin2;
-
 void check_pair_order(const std::shared_ptr<PairOrder> &p) {
   REQUIRE(wait_until([&] { return p->step.load() == 1; }));
   // Wait until the thread is parked on pair[0], then look at pair[1].
@@ -580,19 +569,7 @@ TEST_CASE("two-mutex begin with per-thread state: address order (control)") {
   CHECK(p->error_after_begin.find("critical_section") == std::string::npos);
 }
 
-TEST_CASE("two-mutex begin without per-thread state (after the thread's teardown): address order too") {
-  auto p = std::make_shared<PairOrder>();
-  weave_mutex_lock(&p->pair[0]);
-  // Detached: the case ends when the thread-exit test has run (step 4), and
-  // a broken build fails a bound instead of hanging in a join.
-  std::thread([p] {
-    t_late_begin2.p = p;  // constructed first: destroyed after the library's teardown
-    weave_mutex_t first = {0};
-    WEAVE_BEGIN_CRITICAL_SECTION(&first);  // the thread's context (and its teardown hook) start here
-    WEAVE_END_CRITICAL_SECTION();
-  }).detach();
-  check_pair_order(p);
-  // The begin really took the no-context path (else this case tests nothing).
-  CHECK(p->error_after_begin.find("weave_critical_section_begin: the thread is past its thread-exit teardown") !=
-        std::string::npos);
-}
+// Without per-thread state (a thread past its teardown): the main thread
+// inside exit() in ctests/reliability/thread_exit_probe.c, test
+// thread_exit:section2-after-teardown (a thread's own teardown now comes after
+// its thread_local and pthread key destructors, so only exit() gets there).

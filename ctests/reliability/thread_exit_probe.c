@@ -40,6 +40,10 @@ static struct {
   void *(*static_get)(const char *, size_t, weave_storage_init_fn *, void *);
   int (*register_destructor)(void **, wvls_destructor_t);
   int (*stats)(weave_stats_t *);
+  void (*cs_begin)(weave_critical_section_t *, weave_mutex_t *);
+  void (*cs_end)(weave_critical_section_t *);
+  void (*cs2_begin)(weave_critical_section2_t *, weave_mutex_t *, weave_mutex_t *);
+  void (*cs2_end)(weave_critical_section2_t *);
 } w;
 
 static int failures;
@@ -79,6 +83,10 @@ static void *load(const char *path) {
   LOOK(static_get, "weave_static_get");
   LOOK(register_destructor, "weave_register_destructor");
   LOOK(stats, "weave_stats");
+  LOOK(cs_begin, "weave_critical_section_begin");
+  LOOK(cs_end, "weave_critical_section_end");
+  LOOK(cs2_begin, "weave_critical_section2_begin");
+  LOOK(cs2_end, "weave_critical_section2_end");
 #undef LOOK
   return lib;
 }
@@ -485,12 +493,83 @@ static int keys_exhausted_after_load(const char *library) {
   return failures == 0 ? 0 : 1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* A two-mutex section begun after the calling thread's teardown (the main
+ * thread inside exit(): its thread_local-style hooks registered before its
+ * first ft_weave call run after the library's own) has no per-thread state;
+ * it must still take its pair in address order, holding nothing while it
+ * waits for the lower one.                                                  */
+
+int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso);
+extern void *__dso_handle;
+
+static weave_mutex_t pair[2]; /* pair[0] has the lower address */
+static atomic_int late_step;
+static atomic_int checker_done;
+static char late_error[256];
+
+static void late_begin2(void *unused) {
+  (void)unused;
+  weave_critical_section2_t cs;
+  atomic_store(&late_step, 1);
+  w.cs2_begin(&cs, &pair[1], &pair[0]); /* higher address first */
+  snprintf(late_error, sizeof late_error, "%s", w.last_error());
+  atomic_store(&late_step, 2);
+  w.cs2_end(&cs);
+  atomic_store(&late_step, 3);
+  for (int i = 0; i < 10000 && !atomic_load(&checker_done); i++) {
+    sleep_ms(1);
+  }
+  check(strstr(late_error, "past its thread-exit teardown") != NULL, "the begin had no per-thread state", 0);
+  check(!w.mutex_is_locked(&pair[0]) && !w.mutex_is_locked(&pair[1]), "both released by the end", 0);
+  if (failures != 0) {
+    _exit(1);
+  }
+}
+
+static void *pair_checker(void *unused) {
+  (void)unused;
+  uint64_t before = parks();
+  for (int i = 0; i < 10000 && atomic_load(&late_step) < 1; i++) {
+    sleep_ms(1);
+  }
+  check(wait_parks_above(before), "the late begin waits for the lower mutex", 0);
+  check(!w.mutex_is_locked(&pair[1]), "holding nothing meanwhile (address order)", 0);
+  w.mutex_unlock(&pair[0]);
+  for (int i = 0; i < 10000 && atomic_load(&late_step) < 3; i++) {
+    sleep_ms(1);
+  }
+  check(atomic_load(&late_step) == 3, "the late section began and ended", atomic_load(&late_step));
+  atomic_store(&checker_done, 1);
+  return NULL;
+}
+
+static int section2_after_teardown(const char *library) {
+  load(library);
+  if ((uintptr_t)&pair[1] < (uintptr_t)&pair[0]) {
+    fprintf(stderr, "unexpected layout\n");
+    return 2;
+  }
+  /* Registered before the thread's first ft_weave call: runs after the
+   * library's teardown hook in exit() (last in, first out). */
+  __cxa_thread_atexit_impl(late_begin2, NULL, __dso_handle);
+  weave_mutex_t first = {0};
+  weave_critical_section_t cs;
+  w.cs_begin(&cs, &first); /* the thread's ft_weave state starts here */
+  w.cs_end(&cs);
+  w.mutex_lock(&pair[0]);
+  pthread_t checker;
+  pthread_create(&checker, NULL, pair_checker, NULL);
+  pthread_detach(checker);
+  exit(0);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: %s LIBRARY matrix-before|matrix-after|main-pthread-exit|"
             "main-pthread-exit-unattached|dlclose|first-call-in-key-destructor [N]|"
-            "keys-exhausted-after-load\n",
+            "keys-exhausted-after-load|section2-after-teardown\n",
             argv[0]);
     return 2;
   }
@@ -505,6 +584,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "first-call-in-key-destructor") == 0)
     return first_call_in_key_destructor(library, argc > 3 ? atoi(argv[3]) : 20000);
   if (strcmp(mode, "keys-exhausted-after-load") == 0) return keys_exhausted_after_load(library);
+  if (strcmp(mode, "section2-after-teardown") == 0) return section2_after_teardown(library);
   fprintf(stderr, "unknown mode %s\n", mode);
   return 2;
 }
