@@ -430,24 +430,21 @@ TEST_CASE("an init that overlaps a reset on another thread: NULL with WEAVE_E_ST
 // storage calls for weave_last_error and for its per-thread values) returns an
 // error instead of ending the process when pthread_key_create fails; run it by
 // name. Storage itself creates no pthread key.
-TEST_CASE("storage calls when every pthread key is used up: errors, never an abort", "[.][no-keys]") {
-  // The .NET runtime needs keys of its own to start: start it first (a call
-  // that needs no per-thread state), as a program that used the library
-  // before running out of keys would have.
-  REQUIRE(weave_version() != nullptr);
+TEST_CASE("storage calls when every pthread key is used up: they work, never an abort", "[no-keys]") {
+  // The library reserves the keys it needs when it is loaded, so a process
+  // that runs out of keys later (here, before this thread's first storage
+  // call) loses nothing.
   std::vector<pthread_key_t> keys;
   pthread_key_t k;
   while (pthread_key_create(&k, nullptr) == 0) keys.push_back(k);
   void *tls = weave_tls_get("test.storage:no-keys", 8, nullptr, nullptr);
-  std::string tls_error = weave_last_error();
   void *st = weave_static_get("test.storage:no-keys-static", 8, nullptr, nullptr);
   int dtor = weave_tls_set_destructor("test.storage:no-keys", free);
   int reset = weave_storage_reset();
+  size_t used = keys.size();
   for (pthread_key_t key : keys) pthread_key_delete(key);
-  // No per-thread state: the thread-local value is refused with a message;
-  // what needs none works.
-  CHECK(tls == nullptr);
-  CHECK_FALSE(tls_error.empty());
+  CHECK(used > 0);
+  CHECK(tls != nullptr);
   CHECK(st != nullptr);
   CHECK(dtor == 0);
   CHECK(reset >= 0);
