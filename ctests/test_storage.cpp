@@ -439,7 +439,7 @@ TEST_CASE("storage calls when every pthread key is used up: they work, never an 
   while (pthread_key_create(&k, nullptr) == 0) keys.push_back(k);
   void *tls = weave_tls_get("test.storage:no-keys", 8, nullptr, nullptr);
   void *st = weave_static_get("test.storage:no-keys-static", 8, nullptr, nullptr);
-  int dtor = weave_tls_set_destructor("test.storage:no-keys", free);
+  int dtor = weave_tls_set_destructor("test.storage:no-keys", [](void *) {});
   int reset = weave_storage_reset();
   size_t used = keys.size();
   for (pthread_key_t key : keys) pthread_key_delete(key);
