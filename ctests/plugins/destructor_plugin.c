@@ -24,3 +24,8 @@ int plugin_key_create(int *counter, wvls_key_t *key) {
   ran = counter;
   return wvls_key_create(key, plugin_destructor);
 }
+
+int plugin_tls_set_destructor(int *counter, const char *key) {
+  ran = counter;
+  return weave_tls_set_destructor(key, plugin_destructor);
+}

@@ -14,6 +14,7 @@ struct plugin {
   int (*reg)(int *) = nullptr;
   int (*unreg)() = nullptr;
   int (*key_create)(int *, wvls_key_t *) = nullptr;
+  int (*tls_set_destructor)(int *, const char *) = nullptr;
 
   plugin() {
     handle = dlopen(FTW_DESTRUCTOR_PLUGIN, RTLD_NOW | RTLD_LOCAL);
@@ -21,6 +22,8 @@ struct plugin {
     *reinterpret_cast<void **>(&reg) = dlsym(handle, "plugin_register");
     *reinterpret_cast<void **>(&unreg) = dlsym(handle, "plugin_unregister");
     *reinterpret_cast<void **>(&key_create) = dlsym(handle, "plugin_key_create");
+    *reinterpret_cast<void **>(&tls_set_destructor) = dlsym(handle, "plugin_tls_set_destructor");
+    REQUIRE(tls_set_destructor != nullptr);
     REQUIRE(reg != nullptr);
     REQUIRE(unreg != nullptr);
     REQUIRE(key_create != nullptr);
@@ -125,5 +128,19 @@ TEST_CASE("a wvls key keeps its destructor's plugin loaded until the key is dele
   ftw_test::run_pthread([&] { wvls_set_value(key, reinterpret_cast<void *>(1)); });
   CHECK(__atomic_load_n(&ran, __ATOMIC_SEQ_CST) == 1);  // ran in the still-mapped plugin
   CHECK(wvls_key_delete(key) == 0);
+  CHECK_FALSE(plugin_loaded());
+}
+
+TEST_CASE("a storage key's destructor keeps its plugin loaded until a reset forgets it") {
+  REQUIRE_FALSE(plugin_loaded());
+  static int ran = 0;
+  ran = 0;
+  plugin p;
+  REQUIRE(p.tls_set_destructor(&ran, "ftw.test.unload:value") == 0);
+  CHECK(dlclose(p.handle) == 0);
+  CHECK(plugin_loaded());
+  ftw_test::run_pthread([] { REQUIRE(weave_tls_get("ftw.test.unload:value", 8, nullptr, nullptr) != nullptr); });
+  CHECK(__atomic_load_n(&ran, __ATOMIC_SEQ_CST) == 1);  // ran in the still-mapped plugin
+  CHECK(weave_storage_reset() >= 0);
   CHECK_FALSE(plugin_loaded());
 }

@@ -32,6 +32,8 @@ internal unsafe struct KeyEntry
     public int Kind;           // KeyKind
     /// <summary>delegate* unmanaged&lt;void*, void&gt; for thread-local values, or 0.</summary>
     public nint Destructor;
+    /// <summary>The pin keeping the destructor's shared object loaded (Threads/ModulePins.cs) + 1, or 0.</summary>
+    public int DestructorPin;
     /// <summary>Static: the value once initialised (NULL before, and after a reset).</summary>
     public void* StaticValue;
     /// <summary>Static: 0 none, 1 initialising, 2 ready. 4 bytes: the parking-lot word waiters sleep on.</summary>
@@ -328,6 +330,8 @@ internal static unsafe class StorageKeys
                 continue;
             }
             Volatile.Write(ref entry->Destructor, 0);
+            // The destructor is forgotten: its object may unload now.
+            Threads.ModulePins.Unpin(Interlocked.Exchange(ref entry->DestructorPin, 0) - 1);
             void* value = entry->StaticValue;
             if (value != null)
             {

@@ -313,8 +313,13 @@ internal static unsafe class ThreadLocalValues
         {
             return shape;
         }
+        // The destructor's shared object stays loaded while the key has it
+        // (any thread's exit may call it), even through a dlclose; the one it
+        // replaces is let go.
+        int pin = ModulePins.Pin(destructor, ctx) + 1;
         // Release: a thread exiting later reads it with Volatile.Read.
         Volatile.Write(ref entry->Destructor, (nint)destructor);
+        ModulePins.Unpin(Interlocked.Exchange(ref entry->DestructorPin, pin) - 1);
         return WEAVE_OK;
     }
 
