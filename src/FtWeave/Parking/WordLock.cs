@@ -112,7 +112,10 @@ internal static unsafe class WordLock
             // dead frame and wrote into whatever stack had replaced it. A word
             // lock has no interruptible wait (no timeout, no INTR status), so
             // an interrupted waiter keeps sleeping; the handler has already
-            // run by the time the futex returns.
+            // run by the time the futex returns. Ordering: the unlocker's
+            // popping CAS comes before its release store of Woken, and
+            // ParkUntilUnparked returns only after an acquire load sees that
+            // store, so once it returns our entry is out of the word.
             waiter.Parker.ParkUntilUnparked();
             spins = 0;
             v = Volatile.Read(ref *word);
