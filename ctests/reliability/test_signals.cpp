@@ -200,15 +200,12 @@ storm_options hold_bucket_of(const void *address, int duration_ms = kStormMs) {
   return o;
 }
 
-#define STORM_INFO(r) \
-  INFO("signals sent " << (r).sent << ", handled " << (r).handled << ", " << (r).ms << " ms")
-
 // A storm case must really have been a storm: signals reached the workers.
-void check_storm(const storm_result &r) {
-  STORM_INFO(r);
-  CHECK(r.sent > 0);
-  CHECK(r.handled > 0);
-}
+// A macro so that its INFO stays in scope for the case's later checks.
+#define CHECK_STORM(r)                                                                        \
+  INFO("signals sent " << (r).sent << ", handled " << (r).handled << ", " << (r).ms << " ms"); \
+  CHECK((r).sent > 0);                                                                        \
+  CHECK((r).handled > 0)
 
 // State of a thread from /proc/self/task/<tid>/stat ('S' while it sleeps).
 char thread_state(long tid) {
@@ -323,7 +320,7 @@ void lock_storm(const char *what, unsigned n, unsigned work, bool parks_in_lot) 
     acquisitions += mine;
   }, parks_in_lot ? hold_bucket_of(&lock) : storm_options{});
   weave_stats_t after = ftw_test::stats();
-  check_storm(r);
+  CHECK_STORM(r);
   INFO("acquisitions " << acquisitions.load() << ", parks " << after.parks - before.parks);
   CHECK(acquisitions.load() > 0);
   CHECK(counter == acquisitions.load() * work);
@@ -447,7 +444,7 @@ void timed_mutex_storm(int flags, int64_t timeout_ns) {
     }
     acquisitions += mine;
   }, hold_bucket_of(&m, kStormMs / 4));
-  check_storm(r);
+  CHECK_STORM(r);
   INFO("acquisitions " << acquisitions.load() << ", INTR returns " << intr.load() << ", FAILURE returns "
                        << failures.load());
   CHECK(bad.load() == 0);
@@ -505,7 +502,7 @@ TEST_CASE("signals: recursive mutex under a SIGUSR1 storm", "[signals][recursive
     }
     acquisitions += mine;
   }, hold_bucket_of(&m.mutex));
-  check_storm(r);
+  CHECK_STORM(r);
   INFO("acquisitions " << acquisitions.load() << ", INTR returns " << intr.load());
   CHECK(bad.load() == 0);
   CHECK(acquisitions.load() > 0);
@@ -541,7 +538,7 @@ TEST_CASE("signals: RW mutex under a SIGUSR1 storm", "[signals][rwmutex]") {
     }
     (i < writers ? writes : reads) += mine;
   }, hold_bucket_of(&rw));
-  check_storm(r);
+  CHECK_STORM(r);
   INFO("writes " << writes.load() << ", reads " << reads.load());
   CHECK(torn.load() == 0);
   CHECK(bad.load() == 0);
@@ -598,7 +595,7 @@ TEST_CASE("signals: condition (producers and consumers) under a SIGUSR1 storm", 
     if (weave_mutex_unlock(&m) != 0) bad++;
     waits += mine;
   }, hold_bucket_of(&cond));
-  check_storm(r);
+  CHECK_STORM(r);
   INFO("produced " << produced << ", waits " << waits.load());
   CHECK(bad.load() == 0);
   CHECK(produced > 0);
@@ -655,7 +652,7 @@ TEST_CASE("signals: event waits under a SIGUSR1 storm", "[signals][event]") {
       }
     }
   }, opts);
-  check_storm(r);
+  CHECK_STORM(r);
   CHECK(bad.load() == 0);
   CHECK(woken.load() == uint64_t(n - 1) * rounds);
   for (unsigned k = 0; k < rounds; ++k) {
@@ -698,7 +695,7 @@ TEST_CASE("signals: once under a SIGUSR1 storm", "[signals][once]") {
       }
     }
   }, opts);
-  check_storm(r);
+  CHECK_STORM(r);
   CHECK(bad.load() == 0);
   CHECK(failed_returns.load() == rounds);  // one failed run per flag, reported to its runner
   for (unsigned k = 0; k < rounds; ++k) {
@@ -754,7 +751,7 @@ TEST_CASE("signals: weave_park / weave_unpark under a SIGUSR1 storm", "[signals]
     }
     acquisitions += mine;
   }, hold_bucket_of(&l.word));
-  check_storm(r);
+  CHECK_STORM(r);
   INFO("acquisitions " << acquisitions.load() << ", WEAVE_PARK_INTR returns " << l.intr.load());
   CHECK(l.bad.load() == 0);
   CHECK(acquisitions.load() > 0);
@@ -808,7 +805,7 @@ TEST_CASE("signals: weave_static_get with a slow init under a SIGUSR1 storm", "[
       }
     }
   });
-  check_storm(r);
+  CHECK_STORM(r);
   CHECK(bad.load() == 0);
   for (unsigned k = 0; k < rounds; ++k) {
     INFO("key " << k);
