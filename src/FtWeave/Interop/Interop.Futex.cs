@@ -56,7 +56,13 @@ internal static unsafe partial class Futex
     /// Syscall): a changed word means EAGAIN (or a wake), a passed deadline
     /// ETIMEDOUT (FUTEX_WAIT_BITSET times out on the same clock), anything
     /// else EINTR. The callers re-check the word and the clock anyway; an
-    /// EINTR that lands after the deadline is reported as ETIMEDOUT.
+    /// EINTR that lands after the deadline is reported as ETIMEDOUT. The
+    /// reverse cannot happen: the kernel's absolute timer expires no earlier
+    /// than the deadline on this same clock, so after a real ETIMEDOUT the
+    /// clock reads past it. Whatever this reports, ThreadParker.Park checks
+    /// the word first: a wake is never lost, and EINTR or ETIMEDOUT never
+    /// counts as a wake (what a caller owes its still-queued entry then is
+    /// in ThreadParker's protocol).
     /// </summary>
     internal static int Wait(int* address, int expected, long deadlineNs)
     {

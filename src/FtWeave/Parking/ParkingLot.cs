@@ -333,6 +333,10 @@ internal static unsafe class ParkingLot
         }
         else
         {
+            // Timeout or signal (EINTR): not a wake, and our entry may still
+            // be queued. Dequeue it ourselves under the bucket lock before
+            // this frame goes away (the WordLock waits for that lock are not
+            // interruptible), unless a waker got to it first.
             bucket = LockBucketOf(&entry);
             if (entry.IsUnparking != 0)
             {
@@ -340,9 +344,7 @@ internal static unsafe class ParkingLot
                 // that wake (our entry must outlive its store), and report OK,
                 // since the waker's callback may have handed us something.
                 WordLock.Unlock(&bucket->Lock);
-                while (entry.Parker.Park(-1) != ParkOutcome.Unparked)
-                {
-                }
+                entry.Parker.ParkUntilUnparked();
                 result = ParkResult.Ok;
             }
             else

@@ -21,7 +21,15 @@ internal enum ParkOutcome
 /// <list type="number">
 /// <item><see cref="Prepare"/> by the waiter before its entry becomes visible
 ///   to wakers (before the queue's lock is released).</item>
-/// <item><see cref="Park"/> by the waiter outside every lock.</item>
+/// <item><see cref="Park"/> by the waiter outside every lock. A return
+///   other than <see cref="ParkOutcome.Unparked"/> (a timeout, or a signal
+///   handler's EINTR) leaves the entry where it was: still queued, still
+///   reachable by wakers. The waiter must then either take its entry out of
+///   the queue itself, under the queue's lock (ParkingLot.Park does, and
+///   sleeps on with <see cref="ParkUntilUnparked"/> if a waker dequeued it
+///   first), or sleep on with <see cref="ParkUntilUnparked"/> (WordLock,
+///   whose queue only the lock holder may pop). Returning from the frame
+///   that holds a queued entry corrupts the queue.</item>
 /// <item><see cref="Unpark"/> by the waker after it removed the entry from the
 ///   queue and released the queue's lock. After the store inside it the
 ///   waiter may return and its stack frame may be reused: the OS wake that
@@ -45,7 +53,9 @@ internal unsafe partial struct ThreadParker
     /// <summary>
     /// Sleeps until unparked, or until the absolute monotonic deadline
     /// (&lt; 0: none), or until a signal interrupts the sleep. Runs outside
-    /// every lock. Spurious OS wake-ups are absorbed here.
+    /// every lock. Spurious OS wake-ups are absorbed here; TimedOut and
+    /// Interrupted are not wakes (see the protocol above for what the caller
+    /// owes its still-queued entry).
     /// </summary>
     internal ParkOutcome Park(long deadlineNs)
     {
@@ -70,6 +80,19 @@ internal unsafe partial struct ThreadParker
             {
                 return ParkOutcome.Interrupted;
             }
+        }
+    }
+
+    /// <summary>
+    /// Sleeps until a waker has called <see cref="Unpark"/>: signals (EINTR)
+    /// and spurious OS wake-ups only make it sleep again. For a waiter whose
+    /// entry a waker has dequeued or may still dequeue, and that may not
+    /// leave before the waker's store (see the protocol above).
+    /// </summary>
+    internal void ParkUntilUnparked()
+    {
+        while (Park(-1) != ParkOutcome.Unparked)
+        {
         }
     }
 

@@ -20,7 +20,9 @@ namespace FtWeave.Parking;
 /// read of <c>waiter->Next</c> cannot race with another pop (no ABA); pushes
 /// race only with each other and the holder's pop, and the CAS on the word
 /// orders them. Woken waiters retry rather than receive the lock: no hand-off,
-/// which suits the short critical sections of bucket locks.
+/// which suits the short critical sections of bucket locks. A pushed waiter
+/// leaves LockSlow's sleep only once popped (see the comment there): signals
+/// neither interrupt nor shorten a word-lock wait.
 /// </summary>
 internal static unsafe class WordLock
 {
@@ -96,7 +98,25 @@ internal static unsafe class WordLock
                 continue;
             }
             // The holder pops us on unlock; we then compete for the lock again.
-            waiter.Parker.Park(-1);
+            //
+            // Until that pop our entry is linked into the word (or into the
+            // stack below it), and only the popping unlocker may unlink it:
+            // this frame must not be left, nor the entry pushed again, before
+            // its store of Woken into our parker. So we sleep until exactly
+            // that store, not merely until the futex returns. The futex also
+            // returns on EINTR, whenever a signal handler installed without
+            // SA_RESTART runs on this thread (CPython installs its handlers
+            // that way): treating that as a wake re-pushed the still-linked
+            // entry (a self-cycle: Next pointed to itself) or took the lock
+            // with the entry still linked, so that a later unlock popped a
+            // dead frame and wrote into whatever stack had replaced it. A word
+            // lock has no interruptible wait (no timeout, no INTR status), so
+            // an interrupted waiter keeps sleeping; the handler has already
+            // run by the time the futex returns. Ordering: the unlocker's
+            // popping CAS comes before its release store of Woken, and
+            // ParkUntilUnparked returns only after an acquire load sees that
+            // store, so once it returns our entry is out of the word.
+            waiter.Parker.ParkUntilUnparked();
             spins = 0;
             v = Volatile.Read(ref *word);
         }
