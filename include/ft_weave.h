@@ -422,6 +422,7 @@ WEAVE_API int weave_mutex_lock_timed(weave_mutex_t *m, int64_t timeout_ns, int f
  * A word lock that never uses the parking lot (it is what the parking lot's
  * own bucket locks are made of): waiters push themselves on a stack whose
  * head lives in the word, as CPython's _PyRawMutex and WebKit's WordLock.
+ * A signal does not end the wait: a waiter sleeps until it is popped.
  *
  *   v                         | meaning
  *   --------------------------+---------------------------------------------
