@@ -104,9 +104,11 @@ WEAVE_API const char *weave_strerror(int code);
  * thread has had no error. Valid until the thread's next ft_weave call. */
 WEAVE_API const char *weave_last_error(void);
 
-/* A non-zero id of the calling thread, unique among live threads (an id may
- * be reused after its thread has exited). On glibc it equals
- * (uint64_t)(uintptr_t)pthread_self(). Does not block. */
+/* A non-zero id of the calling thread, never reused in the process: a
+ * counter value assigned on the thread's first call, the same at every point
+ * of the thread's life, thread-exit destructors included. (Unlike
+ * pthread_self(), which glibc hands to the next thread once one exits.) A
+ * fork child's thread keeps the id it had in the parent. Does not block. */
 WEAVE_API uint64_t weave_thread_id(void);
 
 /* The library's version, "MAJOR.MINOR.PATCH" (FT_WEAVE_VERSION_STRING of the
@@ -544,10 +546,16 @@ WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, thread) == 8, "recursive m
 WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, level) == 16, "recursive mutex layout");
 WEAVE_STATIC_ASSERT(sizeof(weave_recursive_mutex_t) == 24, "recursive mutex layout");
 
-/* Private helper (not API, not exported): weave_thread_id() without a call
- * into the library (same value). */
+/* Private helper (not API, not exported): weave_thread_id(), asked once per
+ * thread (in each translation unit) and then read from a thread-local copy,
+ * so that re-entry by the owner stays in the caller's code. Valid because a
+ * thread's id never changes. */
 static inline uint64_t weave__inline_thread_id(void) {
-  return (uint64_t)(uintptr_t)pthread_self();
+  static weave_local uint64_t id;
+  if (__builtin_expect(id == 0, 0)) {
+    id = weave_thread_id();
+  }
+  return id;
 }
 
 WEAVE_API void weave_recursive_mutex_lock_slow(weave_recursive_mutex_t *m);
