@@ -516,7 +516,11 @@ WEAVE_STATIC_ASSERT(sizeof(weave_once_t) == 1, "weave_once_t is one byte");
 
 /* Returns 0 when done, -1 when it failed (the flag resets: a later or
  * waiting caller runs fn again). Any other value is a bug in fn: the flag
- * resets and the caller gets WEAVE_E_INVALID. */
+ * resets and the caller gets WEAVE_E_INVALID. fn must return (no longjmp
+ * out of it). If its thread ends inside it (pthread_exit, or pthread_cancel
+ * acting at a cancellation point in fn), the run counts as failed: a waiting
+ * or later caller notices that the runner's thread is gone (waiters check
+ * every 50 ms) and runs fn itself. */
 typedef int weave_once_fn(void *arg);
 
 WEAVE_API int weave_once_call_slow(weave_once_t *once, weave_once_fn *fn, void *arg);
@@ -524,7 +528,9 @@ WEAVE_API int weave_once_call_slow(weave_once_t *once, weave_once_fn *fn, void *
 /* Runs fn(arg) if no call has succeeded yet; one runs at a time, the others
  * wait (detached) for its result and retry if it failed. Returns fn's result
  * (0 or -1), 0 when already done, WEAVE_E_INVALID for NULL once/fn or a bad
- * fn result. Blocks while another caller runs fn. */
+ * fn result, WEAVE_E_DEADLOCK for a call from inside fn on the same flag
+ * (it would wait for itself), WEAVE_E_NOMEM when the run could not be
+ * recorded (fn did not run). Blocks while another caller runs fn. */
 static inline int weave_once_call(weave_once_t *once, weave_once_fn *fn, void *arg) {
   if (once != NULL && __atomic_load_n(&once->v, __ATOMIC_ACQUIRE) == WEAVE_ONCE_DONE) {
     return 0;
@@ -712,7 +718,11 @@ WEAVE_STATIC_ASSERT(sizeof(weave_seqlock_t) == 4, "weave_seqlock_t is 32 bits");
 
 /* Writers: lock (spins with yields against other writers; never parks),
  * then unlock to publish, or abandon to leave the sequence as it was (no
- * reader retries). Writers are not detached: keep write sections short. */
+ * reader retries). Writers are not detached: keep write sections short.
+ * Abandon only a write that stored nothing to the protected data: it puts
+ * back the sequence a reader that started before the write saw, so that
+ * reader's end_read succeeds even if it copied data the writer had changed
+ * (a torn copy). After any store, unlock instead (readers retry). */
 WEAVE_API void weave_seqlock_lock_write(weave_seqlock_t *seqlock);
 WEAVE_API void weave_seqlock_unlock_write(weave_seqlock_t *seqlock);
 WEAVE_API void weave_seqlock_abandon_write(weave_seqlock_t *seqlock);
