@@ -294,10 +294,38 @@ WEAVE_API int weave_unpark(const void *address, weave_unpark_fn *fn, void *arg);
 WEAVE_API int weave_unpark_all(const void *address);
 
 /* Resets the parking lot in a fork child (bucket locks held by threads that do
- * not exist in the child, queues of their waiters). Installed with
- * pthread_atfork when the parking lot is first used; calling it again is
- * harmless. Only for the child, before it starts threads. */
+ * not exist in the child, queues of their waiters). Fork does this by itself,
+ * without running any code of the library: the kernel gives the child a
+ * zeroed copy of the lot (MADV_WIPEONFORK; on kernels before 4.14 a plain C
+ * pthread_atfork child handler clears it). Calling it again is harmless.
+ * Only for the child, before it starts threads. */
 WEAVE_API void weave_parking_lot_after_fork(void);
+
+/* CPython's functions that waits with detach (weave_park's detach argument,
+ * WEAVE_LOCK_DETACH) and WEAVE_LOCK_HANDLE_SIGNALS use. The library never
+ * links against libpython: it looks these up once, when it is loaded, in the
+ * process's global symbol scope (the python executable, or a libpython
+ * loaded with RTLD_GLOBAL earlier), and never again from a waiting path
+ * (the lookup takes the dynamic loader's lock, which a thread inside
+ * dlopen() holds while constructors run). A program that loads CPython after
+ * the library, or privately (RTLD_LOCAL), hands the functions over here;
+ * ft_weave_python.h's weave_py_enter and the ctypes package (python/ft_weave)
+ * do it for their users. Types are written without Python.h: cast. */
+typedef struct weave_python_api {
+  void *(*thread_state_get)(void); /* PyThreadState_GetUnchecked (3.13+), or
+                                      _PyThreadState_UncheckedGet (3.11, 3.12) */
+  int (*gil_state_check)(void);    /* PyGILState_Check with the older getter, else NULL */
+  void *(*save_thread)(void);      /* PyEval_SaveThread */
+  void (*restore_thread)(void *);  /* PyEval_RestoreThread */
+  int (*make_pending_calls)(void); /* Py_MakePendingCalls */
+} weave_python_api_t;
+
+/* Tells the library where CPython is (see weave_python_api_t). The first
+ * complete set found at load time or handed over is kept for the life of
+ * the process (one process has one CPython); later calls change nothing.
+ * Returns 0, or WEAVE_E_INVALID when api or one of its functions other than
+ * gil_state_check is NULL (nothing stored). Does not block. */
+WEAVE_API int weave_set_python_api(const weave_python_api_t *api);
 
 /* ======================================================================
  * 4. Locks
