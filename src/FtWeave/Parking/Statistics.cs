@@ -36,32 +36,23 @@ internal static unsafe class Statistics
         public ulong Spins;
     }
 
-    // Cell*, held as nint because pointers cannot be Volatile/Interlocked type arguments.
-    private static nint s_cells;
+    // Static storage of the library's C part (src/native/parking_fork.c),
+    // cache-line aligned and zeroed: nothing to allocate, so nothing can
+    // fail. Cached here; every reader gets the same constant address.
+    private static Cell* s_cells;
 
     private static Cell* Cells
     {
         get
         {
-            Cell* cells = (Cell*)Volatile.Read(ref s_cells);
-            return cells != null ? cells : Allocate();
+            Cell* cells = s_cells;
+            if (cells == null)
+            {
+                cells = (Cell*)Native.StatisticsCells();
+                s_cells = cells;
+            }
+            return cells;
         }
-    }
-
-    private static Cell* Allocate()
-    {
-        // aligned to a cache line so that stripes never share one
-        Cell* fresh = (Cell*)NativeMemory.AlignedAlloc((nuint)(Stripes * CellBytes), CellBytes);
-        NativeMemory.Clear(fresh, (nuint)(Stripes * CellBytes));
-        // Publish once; a losing racer frees its copy. Release/acquire through
-        // the CAS and the Volatile.Read in Cells make the zeroed memory visible.
-        Cell* previous = (Cell*)Interlocked.CompareExchange(ref s_cells, (nint)fresh, 0);
-        if (previous != null)
-        {
-            NativeMemory.AlignedFree(fresh);
-            return previous;
-        }
-        return fresh;
     }
 
     private static ulong* Slot(Counter counter)
@@ -96,6 +87,17 @@ internal static unsafe class Statistics
         return total;
     }
 
-    /// <summary>Managed bytes the runtime (which serves only this library) has allocated so far.</summary>
-    internal static ulong ManagedBytes() => (ulong)GC.GetTotalAllocatedBytes(precise: true);
+    /// <summary>
+    /// Managed bytes the runtime (which serves only this library) has handed
+    /// out so far. Not the precise count: GC.GetTotalAllocatedBytes(precise:
+    /// true) suspends every managed thread to read their allocation contexts
+    /// (one runtime suspension, with a membarrier IPI, per weave_stats call),
+    /// and a thread suspended while it holds a bucket lock stalls every lock
+    /// that hashes there. The imprecise count reads the heap's counters and
+    /// stops nothing; it counts each allocation context when the GC hands it
+    /// to a thread (a few KiB at a time), so it only grows when some thread
+    /// allocates, which is what the counter is for: a lock path that allocates
+    /// even one byte per operation, or a new thread's first allocation, shows.
+    /// </summary>
+    internal static ulong ManagedBytes() => (ulong)GC.GetTotalAllocatedBytes(precise: false);
 }
