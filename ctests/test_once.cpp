@@ -345,3 +345,46 @@ TEST_CASE("a caller that comes after the runner's thread ended inside fn runs fn
   CHECK(runs.load() == 2);
   CHECK(once.v == WEAVE_ONCE_DONE);
 }
+
+namespace forked_runner {
+weave_once_t warm, once;
+std::atomic<int> runs{0};
+int slow_success(void *) {
+  runs.fetch_add(1);
+  usleep(300 * 1000);  // several of the waiters' checks (every 50 ms)
+  return 0;
+}
+int quick(void *) { return 0; }
+}  // namespace forked_runner
+
+TEST_CASE("in a fork child, a runner that is alive in fn is not taken for gone") {
+  // The library caches a thread's kernel id; a fork child's thread has a new
+  // one. A stale id would make the waiters think the runner had exited and
+  // run fn a second time, concurrently.
+  using namespace forked_runner;
+  REQUIRE(weave_once_call(&warm, quick, nullptr) == 0);  // this thread's id is cached now
+  pid_t pid = fork_quiesced();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    alarm(20);
+    pthread_t waiters[3];
+    for (auto &w : waiters) {
+      pthread_create(&w, nullptr, [](void *) -> void * {
+        usleep(20 * 1000);
+        return reinterpret_cast<void *>(intptr_t(weave_once_call(&once, slow_success, nullptr)));
+      }, nullptr);
+    }
+    int rc = weave_once_call(&once, slow_success, nullptr);
+    for (auto &w : waiters) {
+      void *result = nullptr;
+      pthread_join(w, &result);
+      if (result != nullptr) _exit(3);
+    }
+    _exit(rc != 0 ? 4 : runs.load() != 1 ? 5 : 0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("child status " << status << " (exit 5: fn ran twice)");
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}

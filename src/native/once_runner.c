@@ -6,7 +6,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -21,9 +23,38 @@ void *ftw_once_first_chunk(size_t *bytes) {
   return first_chunk;
 }
 
-int ftw_gettid(void) { return (int)syscall(SYS_gettid); }
+int ftw_process_id(void); /* parking_fork.c: getpid(), cached per process */
 
-int ftw_getpid(void) { return (int)getpid(); }
+/* The calling thread's kernel id, cached in a pthread key of its own with
+ * the pid it was read in: a fork child's thread has a new tid, and the pid
+ * tells the stale cache apart (the pid cache itself is wiped at fork). Saves
+ * two system calls per once run. */
+static pthread_key_t tid_key;
+static int tid_key_ready;
+
+__attribute__((constructor)) static void ftw_once_runner_init(void) {
+  if (pthread_key_create(&tid_key, NULL) == 0) {
+    tid_key_ready = 1;
+  }
+}
+
+int ftw_gettid(void) {
+  int pid = ftw_process_id();
+  if (tid_key_ready) {
+    uint64_t cached = (uint64_t)(uintptr_t)pthread_getspecific(tid_key);
+    if (cached != 0 && (int)(cached >> 32) == pid) {
+      return (int)(uint32_t)cached;
+    }
+  }
+  int tid = (int)syscall(SYS_gettid);
+  if (tid_key_ready) {
+    /* Both are positive ints, so the value is never 0 (NULL: no value). */
+    (void)pthread_setspecific(tid_key, (void *)(uintptr_t)(((uint64_t)(uint32_t)pid << 32) | (uint32_t)tid));
+  }
+  return tid;
+}
+
+int ftw_getpid(void) { return ftw_process_id(); }
 
 /* 1 if thread `tid` of the calling process is still running code, 0 if it
  * has exited, or is the main thread and called pthread_exit (the kernel keeps
@@ -31,7 +62,7 @@ int ftw_getpid(void) { return (int)getpid(); }
  * zombie still accepts signal 0). Anything unclear counts as running: the
  * caller then keeps waiting, which is the safe side. */
 int ftw_thread_alive(int tid) {
-  pid_t pid = getpid();
+  pid_t pid = ftw_process_id();
   if (syscall(SYS_tgkill, (long)pid, (long)tid, 0L) != 0) {
     return errno == ESRCH ? 0 : 1;
   }

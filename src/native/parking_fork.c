@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
@@ -41,6 +42,17 @@
 static unsigned char lot_table[FTW_LOT_BYTES] __attribute__((aligned(65536)));
 static unsigned char stats_cells[FTW_STATS_BYTES] __attribute__((aligned(64)));
 
+/* Words that describe the current process, wiped at fork the same way (a
+ * region of its own, page aligned, so that the advice covers nothing else;
+ * only its first page is ever touched). Holds the cached getpid(): 0 in a
+ * fresh child, filled again by the first caller there. */
+static union {
+  struct {
+    int pid;
+  } w;
+  unsigned char whole[65536];
+} per_process __attribute__((aligned(65536)));
+
 /* 1 when the kernel wipes the table at fork, 2 when the atfork handler
  * clears it, 0 when neither could be set up (for tests and diagnostics). */
 static int lot_fork_mode;
@@ -48,12 +60,14 @@ static int lot_fork_mode;
 static void clear_lot_in_child(void) {
   /* Only the forking thread runs here: plain stores are enough. */
   memset(lot_table, 0, sizeof lot_table);
+  memset(&per_process.w, 0, sizeof per_process.w);
 }
 
 /* At load time, before any export can be called (so before any thread can
  * have queued on the table). */
 __attribute__((constructor)) static void ftw_parking_init(void) {
-  if (madvise(lot_table, sizeof lot_table, MADV_WIPEONFORK) == 0) {
+  if (madvise(lot_table, sizeof lot_table, MADV_WIPEONFORK) == 0 &&
+      madvise(&per_process, sizeof per_process, MADV_WIPEONFORK) == 0) {
     lot_fork_mode = 1;
   } else if (pthread_atfork(NULL, NULL, clear_lot_in_child) == 0) {
     lot_fork_mode = 2;
@@ -65,3 +79,15 @@ void *ftw_parking_table(void) { return lot_table; }
 void *ftw_statistics_cells(void) { return stats_cells; }
 
 int ftw_parking_fork_mode(void) { return lot_fork_mode; }
+
+/* getpid(), without a system call after the first in each process: the
+ * cache is wiped at fork with the table (or cleared by the child handler). */
+int ftw_process_id(void) {
+  int pid = __atomic_load_n(&per_process.w.pid, __ATOMIC_RELAXED);
+  if (pid == 0) {
+    pid = (int)getpid();
+    /* Racing first callers store the same value. */
+    __atomic_store_n(&per_process.w.pid, pid, __ATOMIC_RELAXED);
+  }
+  return pid;
+}
