@@ -1,8 +1,9 @@
 /*
  * Static storage of the parking lot (src/FtWeave/Parking/ParkingLot.cs) and
- * of its statistics (Statistics.cs), and the parking lot's fork handling.
+ * the fallback stripes of its statistics (Statistics.cs), and the parking
+ * lot's fork handling.
  *
- * Both live in the library's .bss: nothing is allocated, so nothing can fail
+ * They live in the library's .bss: nothing is allocated, so nothing can fail
  * (the C# side used to allocate them on first use, and an allocation
  * failure there ended the process).
  *

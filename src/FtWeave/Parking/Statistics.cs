@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using FtWeave.Interop;
@@ -36,23 +37,43 @@ internal static unsafe class Statistics
         public ulong Spins;
     }
 
-    // Static storage of the library's C part (src/native/parking_fork.c),
-    // cache-line aligned and zeroed: nothing to allocate, so nothing can
-    // fail. Cached here; every reader gets the same constant address.
-    private static Cell* s_cells;
+    // Cell*, held as nint because pointers cannot be Volatile/Interlocked type arguments.
+    private static nint s_cells;
 
     private static Cell* Cells
     {
         get
         {
-            Cell* cells = s_cells;
-            if (cells == null)
-            {
-                cells = (Cell*)Native.StatisticsCells();
-                s_cells = cells;
-            }
-            return cells;
+            // Acquire: pairs with the publishing CAS in Allocate (zeroed memory).
+            Cell* cells = (Cell*)Volatile.Read(ref s_cells);
+            return cells != null ? cells : Allocate();
         }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Cell* Allocate()
+    {
+        // calloc'ed and aligned to a cache line by hand, so that stripes never
+        // share one (never freed). This used NativeMemory.AlignedAlloc, whose
+        // OutOfMemoryException ended the process from inside an export; if
+        // calloc fails, the zeroed static stripes of the library's C part
+        // (src/native/parking_fork.c) serve instead. (calloc first: the C#
+        // tests run this code without the C part.)
+        byte* raw = (byte*)Libc.Calloc(1, (nuint)(Stripes * CellBytes + CellBytes - 1));
+        Cell* fresh = raw != null
+            ? (Cell*)(((nuint)raw + (CellBytes - 1)) & ~(nuint)(CellBytes - 1))
+            : (Cell*)Native.StatisticsCells();
+        // Publish once; a losing racer frees its copy.
+        nint previous = Interlocked.CompareExchange(ref s_cells, (nint)fresh, 0);
+        if (previous != 0)
+        {
+            if (raw != null)
+            {
+                Libc.Free(raw);
+            }
+            return (Cell*)previous;
+        }
+        return fresh;
     }
 
     private static ulong* Slot(Counter counter)
