@@ -58,6 +58,10 @@ static void *waiter(void *arg) {
 
 int main(void) {
   (void)weave_thread_id(); /* the library (and its runtime) is up in the parent */
+  /* Let the runtime's own threads finish starting: under AddressSanitizer a
+   * fork while another thread is inside its allocator hangs the child (see
+   * ftw_test::fork_quiesced). */
+  usleep(200 * 1000);
   pid_t pid = fork();
   if (pid < 0) {
     perror("fork");
