@@ -3,27 +3,30 @@
  * threads wait on the flag (issue 11, finding 16). The kernel keeps a
  * process's main thread as a zombie until the whole process ends, so "does
  * the runner's thread still exist" needs more than a signal-0 probe there.
- * Expected: one waiter takes the run over, every waiter gets 0, and the
- * process ends with status 0 when its last thread returns.
+ * Expected: one waiter takes the run over, fn runs twice in all, and every
+ * waiter gets 0; the last waiter then ends the process with _exit(0).
  *
  * A plain C program, not a Catch2 case: pthread_exit on the main thread
  * unwinds through every frame of main, and Catch2's catch (...) around a
  * test would swallow the forced unwind ("FATAL: exception not rethrown").
- * The scenario runs in a fork child (whose only thread is the forking one):
- * a process whose main thread called pthread_exit after using the library
- * otherwise stays alive because of the .NET runtime's own threads (issue 11,
- * finding 7, handled elsewhere). Bounded by alarm(); exit status 0 = pass.
+ * Not in a fork child either: there, the .NET runtime's list of threads
+ * still holds the parent's threads, whose stacks glibc hands to the child's
+ * new threads, and the forking thread's own detach at its exit can loop
+ * forever in that list (a runtime limit, reported with issue 11). The last
+ * waiter exits explicitly because a process whose main thread called
+ * pthread_exit after using the library is otherwise kept alive by the
+ * runtime's own threads (issue 11, finding 7, handled elsewhere).
+ * Bounded by alarm(): killed by SIGALRM = hung.
  */
 #include <ft_weave.h>
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static weave_once_t once;
 static int runs;
+static int finished;
 
 static int succeed(void *arg) {
   (void)arg;
@@ -42,56 +45,35 @@ static int exit_inside(void *arg) {
   pthread_exit(NULL);
 }
 
-static int finished;
-
 static void *waiter(void *arg) {
   (void)arg;
   usleep(5 * 1000);
   if (weave_once_call(&once, succeed, NULL) != 0) {
+    fprintf(stderr, "a waiter got an error\n");
     _exit(3);
   }
-  if (__atomic_add_fetch(&finished, 1, __ATOMIC_ACQ_REL) == 3 && __atomic_load_n(&runs, __ATOMIC_RELAXED) != 2) {
-    _exit(5); /* fn ran more than once after the abandoned run */
+  if (__atomic_add_fetch(&finished, 1, __ATOMIC_ACQ_REL) == 3) {
+    int n = __atomic_load_n(&runs, __ATOMIC_RELAXED);
+    if (n != 2) {
+      fprintf(stderr, "fn ran %d times (expected 2: the abandoned run and one retry)\n", n);
+      _exit(5);
+    }
+    printf("ok: a waiter took the run over; every waiter got 0\n");
+    fflush(stdout);
+    _exit(0);
   }
   return NULL;
 }
 
 int main(void) {
-  (void)weave_thread_id(); /* the library (and its runtime) is up in the parent */
-  /* Let the runtime's own threads finish starting: under AddressSanitizer a
-   * fork while another thread is inside its allocator hangs the child (see
-   * ftw_test::fork_quiesced). */
-  usleep(200 * 1000);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    return 2;
-  }
-  if (pid == 0) {
-    alarm(20); /* hung: SIGALRM */
-    for (int i = 0; i < 3; i++) {
-      pthread_t t;
-      if (pthread_create(&t, NULL, waiter, NULL) != 0) {
-        _exit(6);
-      }
-      pthread_detach(t);
+  alarm(20);
+  for (int i = 0; i < 3; i++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, waiter, NULL) != 0) {
+      return 6;
     }
-    (void)weave_once_call(&once, exit_inside, NULL);
-    _exit(4); /* not reached */
+    pthread_detach(t);
   }
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) {
-    perror("waitpid");
-    return 2;
-  }
-  if (WIFSIGNALED(status)) {
-    fprintf(stderr, "child killed by signal %d%s\n", WTERMSIG(status), WTERMSIG(status) == SIGALRM ? " (hung)" : "");
-    return 1;
-  }
-  if (WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "child exited with %d\n", WEXITSTATUS(status));
-    return 1;
-  }
-  printf("ok: the waiters took the run over and the process exited 0\n");
-  return 0;
+  (void)weave_once_call(&once, exit_inside, NULL);
+  return 4; /* not reached */
 }
