@@ -129,32 +129,6 @@ TEST_CASE("weave_thread_id is never reused: threads that get the same pthread_t 
   CHECK(ids.count(weave_thread_id()) == 0);
 }
 
-namespace teardown_id {
-pthread_key_t early_key;
-uint64_t id_alive, id_in_key_destructor, id_in_thread_local_destructor;
-
-void record_in_key_destructor(void *) { id_in_key_destructor = weave_thread_id(); }
-
-struct RecordAtExit {
-  ~RecordAtExit() { id_in_thread_local_destructor = weave_thread_id(); }
-};
-}  // namespace teardown_id
-
-TEST_CASE("weave_thread_id is the same in the thread's thread_local and pthread key destructors") {
-  using namespace teardown_id;
-  // Created before this test's first library call in this process: its
-  // destructor runs after the library's own id key was cleared by glibc's
-  // teardown (and put back), before the runtime detaches the thread.
-  REQUIRE(pthread_key_create(&early_key, record_in_key_destructor) == 0);
-  id_alive = id_in_key_destructor = id_in_thread_local_destructor = 0;
-  ftw_test::run_pthread([] {
-    static thread_local RecordAtExit record;
-    (void)&record;
-    id_alive = weave_thread_id();
-    (void)pthread_setspecific(early_key, &early_key);
-  });
-  CHECK(id_alive != 0);
-  CHECK(id_in_thread_local_destructor == id_alive);
-  CHECK(id_in_key_destructor == id_alive);
-  pthread_key_delete(early_key);
-}
+// The id inside the thread's own teardown: test_thread_id_teardown.c (a
+// plain program, so that its pthread key is created before the library's
+// runtime starts in the process).
