@@ -4,6 +4,8 @@
 #include "test_util.hpp"
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -213,4 +215,176 @@ TEST_CASE("the exported copy of weave_once_call behaves as the inline one") {
   CHECK(call(&fresh, nullptr, nullptr) == WEAVE_E_INVALID);
   CHECK(call(&fresh, bad_result, nullptr) == WEAVE_E_INVALID);
   CHECK(fresh.v == 0);
+}
+
+// ---- issue 11 finding 16: recursion, and runners that never return --------
+
+namespace recursion {
+weave_once_t once;
+int inner_inline, inner_exported, inner_slow;
+std::string inner_message;
+
+int reenter(void *) {
+  auto call = exported<int(weave_once_t *, weave_once_fn *, void *)>("weave_once_call");
+  inner_inline = weave_once_call(&once, reenter, nullptr);
+  inner_message = weave_last_error();
+  inner_exported = call(&once, reenter, nullptr);
+  inner_slow = weave_once_call_slow(&once, reenter, nullptr);
+  return 0;
+}
+}  // namespace recursion
+
+TEST_CASE("a recursive call on the same flag from fn returns WEAVE_E_DEADLOCK instead of hanging") {
+  using namespace recursion;
+  once = weave_once_t{0};
+  inner_inline = inner_exported = inner_slow = 1000;
+  // Bounded: on a library that hangs here, alarm ends the test process.
+  alarm(20);
+  CHECK(weave_once_call(&once, reenter, nullptr) == 0);
+  alarm(0);
+  CHECK(inner_inline == WEAVE_E_DEADLOCK);
+  CHECK(inner_exported == WEAVE_E_DEADLOCK);
+  CHECK(inner_slow == WEAVE_E_DEADLOCK);
+  CHECK(inner_message.find("weave_once_call") != std::string::npos);
+  CHECK(once.v == WEAVE_ONCE_DONE);
+  // Another flag inside fn is fine, and so is the same flag afterwards.
+  CHECK(weave_once_call(&once, reenter, nullptr) == 0);
+}
+
+namespace abandoned {
+weave_once_t once;
+std::atomic<int> runs, waiters_done, results_ok;
+weave_event_t runner_started;
+
+enum class Ending { Exit, Cancel };
+
+int exit_inside(void *) {
+  runs.fetch_add(1);
+  weave_event_notify(&runner_started);
+  // Let the waiters park first (when there are any: see the case below).
+  (void)byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED);
+  usleep(20 * 1000);
+  pthread_exit(nullptr);
+}
+
+int cancelled_inside(void *) {
+  runs.fetch_add(1);
+  weave_event_notify(&runner_started);
+  for (;;) {
+    usleep(1000);  // a cancellation point: pthread_cancel ends the thread here
+  }
+}
+
+int succeed(void *) {
+  runs.fetch_add(1);
+  return 0;
+}
+
+void *runner_thread(void *arg) {
+  auto fn = *static_cast<weave_once_fn **>(arg);
+  (void)weave_once_call(&once, fn, nullptr);
+  return nullptr;  // never reached
+}
+
+// A runner whose thread ends inside fn, with `waiters` threads parked on the
+// flag: one of them must take the run over, and every caller returns 0.
+void check_abandoned_run(Ending ending, int waiters) {
+  once = weave_once_t{0};
+  runner_started = weave_event_t{0};
+  runs = waiters_done = results_ok = 0;
+  weave_once_fn *fn = ending == Ending::Exit ? exit_inside : cancelled_inside;
+  pthread_t runner;
+  REQUIRE(pthread_create(&runner, nullptr, runner_thread, &fn) == 0);
+  REQUIRE(weave_event_wait_timed(&runner_started, 10LL * 1000 * 1000 * 1000, 0) == 1);
+  Threads threads;
+  for (int i = 0; i < waiters; i++) {
+    threads.start([] {
+      int rc = weave_once_call(&once, succeed, nullptr);
+      if (rc == 0) results_ok.fetch_add(1);
+      waiters_done.fetch_add(1);
+    });
+  }
+  REQUIRE(byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED));
+  if (ending == Ending::Cancel) {
+    REQUIRE(pthread_cancel(runner) == 0);
+  }
+  REQUIRE(pthread_join(runner, nullptr) == 0);
+  // Bounded: the waiters must notice within seconds, not hang forever.
+  bool finished = wait_until([waiters] { return waiters_done.load() == waiters; }, 10000);
+  INFO("flag byte " << int(once.v) << ", runs " << runs.load());
+  REQUIRE(finished);
+  threads.join();
+  CHECK(waiters_done.load() == waiters);
+  CHECK(results_ok.load() == waiters);
+  CHECK(runs.load() == 2);  // the abandoned run, then exactly one retry
+  CHECK(once.v == WEAVE_ONCE_DONE);
+}
+}  // namespace abandoned
+
+TEST_CASE("a runner that calls pthread_exit inside fn: a waiting caller takes the run over") {
+  abandoned::check_abandoned_run(abandoned::Ending::Exit, 6);
+}
+
+TEST_CASE("a runner cancelled inside fn while others wait: a waiting caller takes the run over") {
+  abandoned::check_abandoned_run(abandoned::Ending::Cancel, 6);
+}
+
+TEST_CASE("a caller that comes after the runner's thread ended inside fn runs fn itself") {
+  using namespace abandoned;
+  once = weave_once_t{0};
+  runner_started = weave_event_t{0};
+  runs = 0;
+  weave_once_fn *fn = exit_inside;
+  pthread_t runner;
+  REQUIRE(pthread_create(&runner, nullptr, runner_thread, &fn) == 0);
+  REQUIRE(pthread_join(runner, nullptr) == 0);
+  REQUIRE(once.v == WEAVE_ONCE_RUNNING);  // abandoned, nobody waiting
+  alarm(20);
+  CHECK(weave_once_call(&once, succeed, nullptr) == 0);
+  alarm(0);
+  CHECK(runs.load() == 2);
+  CHECK(once.v == WEAVE_ONCE_DONE);
+}
+
+namespace forked_runner {
+weave_once_t warm, once;
+std::atomic<int> runs{0};
+int slow_success(void *) {
+  runs.fetch_add(1);
+  usleep(300 * 1000);  // several of the waiters' checks (every 50 ms)
+  return 0;
+}
+int quick(void *) { return 0; }
+}  // namespace forked_runner
+
+TEST_CASE("in a fork child, a runner that is alive in fn is not taken for gone") {
+  // The library caches a thread's kernel id; a fork child's thread has a new
+  // one. A stale id would make the waiters think the runner had exited and
+  // run fn a second time, concurrently.
+  using namespace forked_runner;
+  REQUIRE(weave_once_call(&warm, quick, nullptr) == 0);  // this thread's id is cached now
+  pid_t pid = fork_quiesced();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    alarm(20);
+    pthread_t waiters[3];
+    for (auto &w : waiters) {
+      pthread_create(&w, nullptr, [](void *) -> void * {
+        usleep(20 * 1000);
+        return reinterpret_cast<void *>(intptr_t(weave_once_call(&once, slow_success, nullptr)));
+      }, nullptr);
+    }
+    int rc = weave_once_call(&once, slow_success, nullptr);
+    for (auto &w : waiters) {
+      void *result = nullptr;
+      pthread_join(w, &result);
+      if (result != nullptr) _exit(3);
+    }
+    _exit(rc != 0 ? 4 : runs.load() != 1 ? 5 : 0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("child status " << status << " (exit 5: fn ran twice)");
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

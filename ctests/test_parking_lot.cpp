@@ -2,6 +2,8 @@
 // weave_unpark_all, weave_parking_lot_after_fork.
 #include "test_util.hpp"
 
+#include <dlfcn.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -433,4 +435,363 @@ TEST_CASE("after fork the child can park, unpark and lock, whatever the parent's
   CHECK(park_rc[0] == WEAVE_PARK_OK);
   CHECK(park_rc[1] == WEAVE_PARK_OK);
   CHECK(held._bits == 0);
+}
+
+// ---- issue 11: nothing of the library runs inside fork(); no lookup of ----
+// ---- CPython from a waiting path -------------------------------------------
+
+namespace {
+
+// Runs fn in a fork child and waits at most timeout_ms for it. Returns its
+// exit code, 1000 + the signal that ended it, or -1 when it did not finish
+// in time (it is then killed: a deadlocked process cannot clean up).
+int in_child(int (*fn)(), int timeout_ms) {
+  pid_t pid = ftw_test::fork_quiesced();
+  if (pid == 0) {
+    _exit(fn());
+  }
+  REQUIRE(pid > 0);
+  int64_t deadline = now_ns() + int64_t(timeout_ms) * 1000000;
+  int status = 0;
+  while (true) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+    }
+    if (now_ns() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    sleep_ms(2);
+  }
+}
+
+// Polls (at most 5 s) until bit 1 (has parked) of the mutex is set.
+bool someone_parked_on(const weave_mutex_t *m) {
+  for (int i = 0; i < 5000; i++) {
+    if ((__atomic_load_n(&m->_bits, __ATOMIC_ACQUIRE) & 2) != 0) return true;
+    sleep_ms(1);
+  }
+  return false;
+}
+
+namespace dlopen_case {
+weave_mutex_t plugin_lock, contended;
+std::atomic<int> step;
+void *handle;
+
+void *holder(void *) {
+  weave_mutex_lock(&plugin_lock);
+  step = 1;
+  if (!someone_parked_on(&plugin_lock)) _exit(20);  // the plugin's constructor waits
+  // The library used to look CPython up again at most once a second, from
+  // the detached sleep below: wait past that window.
+  sleep_ms(1100);
+  weave_mutex_lock(&contended);  // contended: sleeps with detach
+  weave_mutex_unlock(&contended);
+  weave_mutex_unlock(&plugin_lock);
+  return nullptr;
+}
+
+void *loader(void *) {
+  handle = dlopen(FTW_DLOPEN_LOCK_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+  return nullptr;
+}
+
+int run() {
+  char text[32];
+  std::snprintf(text, sizeof text, "%p", static_cast<void *>(&plugin_lock));
+  setenv("FTW_DLOPEN_LOCK", text, 1);
+  weave_mutex_lock(&contended);
+  pthread_t a, b;
+  if (pthread_create(&a, nullptr, holder, nullptr) != 0) return 21;
+  while (step.load() == 0) sleep_ms(1);
+  if (pthread_create(&b, nullptr, loader, nullptr) != 0) return 22;
+  // The holder goes to sleep on `contended` while the loader, inside
+  // dlopen (holding the loader's lock), waits in the constructor for the
+  // holder's lock. A dlsym on the holder's sleep path would block on the
+  // loader's lock forever.
+  if (!someone_parked_on(&contended)) return 23;
+  sleep_ms(20);
+  weave_mutex_unlock(&contended);
+  pthread_join(a, nullptr);
+  pthread_join(b, nullptr);
+  if (handle == nullptr) return 24;
+  return 0;
+}
+}  // namespace dlopen_case
+
+}  // namespace
+
+TEST_CASE("a detached sleep while a thread in dlopen waits for the sleeper's lock: no deadlock") {
+  // Issue 11, finding 11: the sleeper looked CPython up with dlsym from its
+  // sleep path; dlsym waits for the loader's lock, which the dlopen()ing
+  // thread holds while its constructor waits for the sleeper's lock.
+  int rc = in_child(dlopen_case::run, 20000);
+  INFO("child result " << rc << " (-1: deadlocked and killed)");
+  CHECK(rc == 0);
+}
+
+namespace {
+namespace fork_case {
+
+std::atomic<bool> stop{false};
+std::atomic<bool> pause_contenders{false};
+uint8_t parked_on[4] = {1, 1, 1, 1};
+weave_mutex_t hot[2];
+weave_cond_t never_signalled;
+weave_mutex_t cond_mutex;
+sigset_t forker_mask;
+
+// In the child: the mask the forking thread had must be intact. The .NET
+// runtime changes it when it attaches a thread (it unblocks its activation
+// signal), which the old C# atfork handler did inside fork() for a thread
+// that had never called the library.
+bool mask_unchanged() {
+  sigset_t now;
+  pthread_sigmask(SIG_BLOCK, nullptr, &now);
+  for (int sig = 1; sig < SIGRTMAX; sig++) {
+    if (sigismember(&now, sig) != sigismember(&forker_mask, sig)) return false;
+  }
+  return true;
+}
+
+struct Shared {
+  weave_mutex_t m;
+  weave_raw_mutex_t raw;
+  weave_recursive_mutex_t rec;
+  weave_rwmutex_t rw;
+  weave_event_t ev;
+  weave_once_t once;
+  weave_cond_t cond;
+  weave_seqlock_t seq;
+  long counter;
+  int ready;
+};
+
+int once_fn(void *arg) {
+  ++*static_cast<long *>(arg);
+  return 0;
+}
+
+void *child_worker(void *p) {
+  auto *s = static_cast<Shared *>(p);
+  for (int i = 0; i < 2000; i++) {
+    weave_mutex_lock(&s->m);
+    s->counter++;
+    weave_mutex_unlock(&s->m);
+    weave_raw_mutex_lock(&s->raw);
+    weave_raw_mutex_unlock(&s->raw);
+    weave_rwmutex_rlock(&s->rw);
+    weave_rwmutex_runlock(&s->rw);
+  }
+  weave_mutex_lock(&s->m);
+  s->ready = 1;
+  weave_cond_broadcast(&s->cond);
+  weave_mutex_unlock(&s->m);
+  weave_event_wait(&s->ev);
+  return nullptr;
+}
+
+// The child's use of every primitive, with one thread of its own. Exit code
+// = the first step that failed.
+int child_uses_every_primitive() {
+  if (!mask_unchanged()) return 30;
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  // The parent's waiters and bucket-lock holders do not exist here.
+  for (auto &b : parked_on) {
+    if (weave_unpark_all(&b) != 0) return 31;
+  }
+  uint8_t one = 1;
+  if (weave_park(&parked_on[0], &one, 1, 1000000, nullptr, 1) != WEAVE_PARK_TIMEOUT) return 32;
+  // The hot mutexes may have been held (and has-parked) at fork by threads
+  // that are gone; no owner is recorded, so the child may release them.
+  for (auto &m : hot) {
+    if (m._bits != 0 && weave_mutex_unlock(&m) != 0) return 33;
+    if (m._bits != 0) return 34;
+  }
+  Shared s{};
+  weave_mutex_lock(&s.m);
+  pthread_t t;
+  if (pthread_create(&t, nullptr, child_worker, &s) != 0) return 35;
+  ftw_test::sleep_ms(2);
+  for (int i = 0; i < 2000; i++) {
+    if (i > 0) weave_mutex_lock(&s.m);
+    s.counter++;
+    weave_mutex_unlock(&s.m);
+    weave_raw_mutex_lock(&s.raw);
+    weave_raw_mutex_unlock(&s.raw);
+    weave_rwmutex_lock(&s.rw);
+    weave_rwmutex_unlock(&s.rw);
+  }
+  weave_mutex_lock(&s.m);
+  while (s.ready == 0) {
+    weave_cond_wait(&s.cond, &s.m, -1);
+  }
+  weave_mutex_unlock(&s.m);
+  if (s.counter != 4000) return 36;
+  weave_recursive_mutex_lock(&s.rec);
+  weave_recursive_mutex_lock(&s.rec);
+  if (weave_recursive_mutex_unlock(&s.rec) != 0 || weave_recursive_mutex_unlock(&s.rec) != 0) return 37;
+  long runs = 0;
+  if (weave_once_call(&s.once, once_fn, &runs) != 0 || weave_once_call(&s.once, once_fn, &runs) != 0 || runs != 1) return 38;
+  weave_seqlock_lock_write(&s.seq);
+  weave_seqlock_unlock_write(&s.seq);
+  uint32_t seq = weave_seqlock_begin_read(&s.seq);
+  if (!weave_seqlock_end_read(&s.seq, seq)) return 39;
+  weave_critical_section_t cs;
+  weave_critical_section_begin(&cs, &s.m);
+  weave_critical_section_end(&cs);
+  weave_event_notify(&s.ev);
+  pthread_join(t, nullptr);
+  if (s.m._bits != 0 || s.raw.v != 0 || s.rw.bits != 0 || s.rec.mutex._bits != 0) return 40;
+  weave_stats_t st;
+  if (weave_stats(&st) != 0) return 41;
+  return 0;
+}
+
+}  // namespace fork_case
+}  // namespace
+
+// Issue 11, finding 12: no library code may run inside fork() (the C# atfork
+// handler attached a forking thread that had never called the library to the
+// .NET runtime, in the child), and the child still gets an empty lot.
+TEST_CASE("fork from a thread new to the library while others park and contend: the child uses every primitive") {
+  using namespace fork_case;
+#if defined(__SANITIZE_ADDRESS__)
+  const int rounds = 3;  // each fork waits for the process to be quiet (fork_quiesced)
+#else
+  const int rounds = 30;
+#endif
+  stop = false;
+  std::vector<std::unique_ptr<native_thread>> threads;
+  uint64_t parks = stats().parks;
+  // Parked on several addresses (several buckets), for the whole test.
+  for (auto &b : parked_on) {
+    threads.emplace_back(new native_thread([&b] {
+      uint8_t expected = 1;
+      while (__atomic_load_n(&b, __ATOMIC_ACQUIRE) == 1) weave_park(&b, &expected, 1, -1, nullptr, 0);
+    }));
+  }
+  REQUIRE(wait_parks(parks, 4));
+  // And contention: bucket locks of the hot mutexes are taken all the time.
+  for (int i = 0; i < 3; i++) {
+    threads.emplace_back(new native_thread([i] {
+      while (!stop.load()) {
+        if (pause_contenders.load()) {
+          sleep_ms(1);
+          continue;
+        }
+        weave_mutex_t *m = &hot[i % 2];
+        weave_mutex_lock(m);
+        weave_mutex_unlock(m);
+      }
+    }));
+  }
+  // A condition waiter too (queued in another bucket).
+  threads.emplace_back(new native_thread([] {
+    weave_mutex_lock(&cond_mutex);
+    while (!stop.load()) weave_cond_wait(&never_signalled, &cond_mutex, 1000000);
+    weave_mutex_unlock(&cond_mutex);
+  }));
+  ftw_test::sleep_ms(20);
+
+  std::vector<int> results;
+  // The forking thread never calls the library (native_thread, fork and
+  // waitpid only).
+  native_thread forker([&] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    pthread_sigmask(SIG_BLOCK, nullptr, &forker_mask);
+    for (int r = 0; r < rounds; r++) {
+#if defined(__SANITIZE_ADDRESS__)
+      pause_contenders = true;
+#endif
+      pid_t pid = ftw_test::fork_quiesced();
+      pause_contenders = false;
+      if (pid == 0) {
+        _exit(child_uses_every_primitive());
+      }
+      if (pid < 0) {
+        results.push_back(2000 + errno);
+        continue;
+      }
+      int64_t deadline = now_ns() + int64_t(10000) * 1000000;
+      int status = 0;
+      int result = -1;
+      while (now_ns() < deadline) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+          result = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+          break;
+        }
+        ftw_test::sleep_ms(1);
+      }
+      if (result == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+      }
+      results.push_back(result);
+    }
+  });
+  forker.join();
+  stop = true;
+  for (auto &b : parked_on) {
+    __atomic_store_n(&b, 0, __ATOMIC_RELEASE);
+    weave_unpark_all(&b);
+  }
+  threads.clear();  // joins
+  REQUIRE(int(results.size()) == rounds);
+  for (int r = 0; r < rounds; r++) {
+    INFO("round " << r << ": child result " << results[r]
+                  << " (0 ok, -1 hung, 30 the fork ran library code, 1000+n signal n)");
+    CHECK(results[r] == 0);
+  }
+}
+
+namespace {
+namespace fake_python {
+int fake_state;  // its address stands for an attached PyThreadState
+std::atomic<int> saves{0}, restores{0}, bad_restores{0}, other_calls{0};
+void *get_state() { return &fake_state; }
+void *save() {
+  saves++;
+  return &fake_state;
+}
+void restore(void *state) {
+  restores++;
+  if (state != &fake_state) bad_restores++;
+}
+int pending() { return 0; }
+void *other_get() {
+  other_calls++;
+  return nullptr;
+}
+}  // namespace fake_python
+}  // namespace
+
+TEST_CASE("weave_set_python_api: detached waits release and restore through the functions handed over") {
+  // No CPython in this process: the load-time lookup found nothing, so
+  // detach was a no-op until the functions are handed over.
+  using namespace fake_python;
+  uint8_t b = 1, e = 1;
+  CHECK(weave_park(&b, &e, 1, 1000000, nullptr, 1) == WEAVE_PARK_TIMEOUT);
+  weave_python_api_t api = {get_state, nullptr, save, restore, pending};
+  REQUIRE(weave_set_python_api(&api) == 0);
+  CHECK(weave_park(&b, &e, 1, 1000000, nullptr, 1) == WEAVE_PARK_TIMEOUT);
+  CHECK(saves.load() == 1);
+  CHECK(restores.load() == 1);
+  CHECK(weave_park(&b, &e, 1, 1000000, nullptr, 0) == WEAVE_PARK_TIMEOUT);  // no detach asked
+  CHECK(saves.load() == 1);
+  // The first set is kept for the life of the process.
+  weave_python_api_t other = {other_get, nullptr, save, restore, pending};
+  CHECK(weave_set_python_api(&other) == 0);
+  CHECK(weave_park(&b, &e, 1, 1000000, nullptr, 1) == WEAVE_PARK_TIMEOUT);
+  CHECK(other_calls.load() == 0);
+  CHECK(saves.load() == 2);
+  CHECK(restores.load() == 2);
+  CHECK(bad_restores.load() == 0);
 }

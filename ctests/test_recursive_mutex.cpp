@@ -246,3 +246,55 @@ TEST_CASE("NULL is rejected with WEAVE_E_INVALID") {
   CHECK(ex.is_locked_by_current_thread(nullptr) == 0);
   CHECK(std::string(weave_last_error()).find("weave_recursive_mutex_unlock") != std::string::npos);
 }
+
+// Issue 11, finding 18: the owner used to be pthread_self(), which glibc hands
+// to the next thread once one has exited; that thread was then taken for the
+// owner of a mutex the exited thread had left locked.
+TEST_CASE("a thread that exits holding the mutex does not pass it to the next thread with its pthread_t") {
+  static weave_recursive_mutex_t m;
+  static Exported ex;
+  m = weave_recursive_mutex_t{};
+  ex = exported();
+  struct Seen {
+    pthread_t self;
+    int inline_is_owner, exported_is_owner, inline_unlock, exported_unlock, relock_status, trylock;
+  };
+  static pthread_t locker_self;
+  static Seen seen;
+  bool same_pthread_t = false;
+  // glibc usually reuses the exited thread's descriptor at once; try a few times.
+  for (int attempt = 0; attempt < 20 && !same_pthread_t; attempt++) {
+    m = weave_recursive_mutex_t{};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, nullptr, [](void *) -> void * {
+      locker_self = pthread_self();
+      weave_recursive_mutex_lock(&m);
+      weave_recursive_mutex_lock(&m);
+      return nullptr;  // exits holding it (twice)
+    }, nullptr) == 0);
+    REQUIRE(pthread_join(t, nullptr) == 0);
+    REQUIRE(weave_mutex_is_locked(&m.mutex));
+    REQUIRE(pthread_create(&t, nullptr, [](void *) -> void * {
+      seen.self = pthread_self();
+      seen.inline_is_owner = weave_recursive_mutex_is_locked_by_current_thread(&m);
+      seen.exported_is_owner = ex.is_locked_by_current_thread(&m);
+      seen.inline_unlock = weave_recursive_mutex_unlock(&m);
+      seen.exported_unlock = ex.unlock(&m);
+      // Re-entry would succeed at once; a stranger must not get it.
+      seen.relock_status = weave_recursive_mutex_lock_timed(&m, 0, 0);
+      seen.trylock = weave_mutex_trylock(&m.mutex);
+      return nullptr;
+    }, nullptr) == 0);
+    REQUIRE(pthread_join(t, nullptr) == 0);
+    same_pthread_t = pthread_equal(seen.self, locker_self) != 0;
+    CHECK(seen.inline_is_owner == 0);
+    CHECK(seen.exported_is_owner == 0);
+    CHECK(seen.inline_unlock == WEAVE_E_NOT_OWNER);
+    CHECK(seen.exported_unlock == WEAVE_E_NOT_OWNER);
+    CHECK(seen.relock_status == WEAVE_LOCK_FAILURE);
+    CHECK(seen.trylock == 0);
+    CHECK(m.level == 1);  // untouched
+    CHECK(weave_mutex_is_locked(&m.mutex));
+  }
+  REQUIRE(same_pthread_t);  // the situation under test did occur
+}

@@ -110,9 +110,11 @@ WEAVE_API const char *weave_strerror(int code);
  * thread has had no error. Valid until the thread's next ft_weave call. */
 WEAVE_API const char *weave_last_error(void);
 
-/* A non-zero id of the calling thread, unique among live threads (an id may
- * be reused after its thread has exited). On glibc it equals
- * (uint64_t)(uintptr_t)pthread_self(). Does not block. */
+/* A non-zero id of the calling thread, never reused in the process: a
+ * counter value assigned on the thread's first call, the same at every point
+ * of the thread's life, thread-exit destructors included. (Unlike
+ * pthread_self(), which glibc hands to the next thread once one exits.) A
+ * fork child's thread keeps the id it had in the parent. Does not block. */
 WEAVE_API uint64_t weave_thread_id(void);
 
 /* The library's version, "MAJOR.MINOR.PATCH" (FT_WEAVE_VERSION_STRING of the
@@ -308,10 +310,38 @@ WEAVE_API int weave_unpark(const void *address, weave_unpark_fn *fn, void *arg);
 WEAVE_API int weave_unpark_all(const void *address);
 
 /* Resets the parking lot in a fork child (bucket locks held by threads that do
- * not exist in the child, queues of their waiters). Installed with
- * pthread_atfork when the parking lot is first used; calling it again is
- * harmless. Only for the child, before it starts threads. */
+ * not exist in the child, queues of their waiters). Fork does this by itself,
+ * without running any code of the library: the kernel gives the child a
+ * zeroed copy of the lot (MADV_WIPEONFORK; on kernels before 4.14 a plain C
+ * pthread_atfork child handler clears it). Calling it again is harmless.
+ * Only for the child, before it starts threads. */
 WEAVE_API void weave_parking_lot_after_fork(void);
+
+/* CPython's functions that waits with detach (weave_park's detach argument,
+ * WEAVE_LOCK_DETACH) and WEAVE_LOCK_HANDLE_SIGNALS use. The library never
+ * links against libpython: it looks these up once, when it is loaded, in the
+ * process's global symbol scope (the python executable, or a libpython
+ * loaded with RTLD_GLOBAL earlier), and never again from a waiting path
+ * (the lookup takes the dynamic loader's lock, which a thread inside
+ * dlopen() holds while constructors run). A program that loads CPython after
+ * the library, or privately (RTLD_LOCAL), hands the functions over here;
+ * ft_weave_python.h's weave_py_enter and the ctypes package (python/ft_weave)
+ * do it for their users. Types are written without Python.h: cast. */
+typedef struct weave_python_api {
+  void *(*thread_state_get)(void); /* PyThreadState_GetUnchecked (3.13+), or
+                                      _PyThreadState_UncheckedGet (3.11, 3.12) */
+  int (*gil_state_check)(void);    /* PyGILState_Check with the older getter, else NULL */
+  void *(*save_thread)(void);      /* PyEval_SaveThread */
+  void (*restore_thread)(void *);  /* PyEval_RestoreThread */
+  int (*make_pending_calls)(void); /* Py_MakePendingCalls */
+} weave_python_api_t;
+
+/* Tells the library where CPython is (see weave_python_api_t). The first
+ * complete set found at load time or handed over is kept for the life of
+ * the process (one process has one CPython); later calls change nothing.
+ * Returns 0, or WEAVE_E_INVALID when api or one of its functions other than
+ * gil_state_check is NULL (nothing stored). Does not block. */
+WEAVE_API int weave_set_python_api(const weave_python_api_t *api);
 
 /* ======================================================================
  * 4. Locks
@@ -531,7 +561,11 @@ WEAVE_STATIC_ASSERT(sizeof(weave_once_t) == 1, "weave_once_t is one byte");
 
 /* Returns 0 when done, -1 when it failed (the flag resets: a later or
  * waiting caller runs fn again). Any other value is a bug in fn: the flag
- * resets and the caller gets WEAVE_E_INVALID. */
+ * resets and the caller gets WEAVE_E_INVALID. fn must return (no longjmp
+ * out of it). If its thread ends inside it (pthread_exit, or pthread_cancel
+ * acting at a cancellation point in fn), the run counts as failed: a waiting
+ * or later caller notices that the runner's thread is gone (waiters check
+ * every 50 ms) and runs fn itself. */
 typedef int weave_once_fn(void *arg);
 
 WEAVE_API int weave_once_call_slow(weave_once_t *once, weave_once_fn *fn, void *arg);
@@ -539,7 +573,9 @@ WEAVE_API int weave_once_call_slow(weave_once_t *once, weave_once_fn *fn, void *
 /* Runs fn(arg) if no call has succeeded yet; one runs at a time, the others
  * wait (detached) for its result and retry if it failed. Returns fn's result
  * (0 or -1), 0 when already done, WEAVE_E_INVALID for NULL once/fn or a bad
- * fn result. Blocks while another caller runs fn. */
+ * fn result, WEAVE_E_DEADLOCK for a call from inside fn on the same flag
+ * (it would wait for itself), WEAVE_E_NOMEM when the run could not be
+ * recorded (fn did not run). Blocks while another caller runs fn. */
 static inline int weave_once_call(weave_once_t *once, weave_once_fn *fn, void *arg) {
   if (once != NULL && __atomic_load_n(&once->v, __ATOMIC_ACQUIRE) == WEAVE_ONCE_DONE) {
     return 0;
@@ -561,10 +597,16 @@ WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, thread) == 8, "recursive m
 WEAVE_STATIC_ASSERT(offsetof(weave_recursive_mutex_t, level) == 16, "recursive mutex layout");
 WEAVE_STATIC_ASSERT(sizeof(weave_recursive_mutex_t) == 24, "recursive mutex layout");
 
-/* Private helper (not API, not exported): weave_thread_id() without a call
- * into the library (same value). */
+/* Private helper (not API, not exported): weave_thread_id(), asked once per
+ * thread (in each translation unit) and then read from a thread-local copy,
+ * so that re-entry by the owner stays in the caller's code. Valid because a
+ * thread's id never changes. */
 static inline uint64_t weave__inline_thread_id(void) {
-  return (uint64_t)(uintptr_t)pthread_self();
+  static weave_local uint64_t id;
+  if (__builtin_expect(id == 0, 0)) {
+    id = weave_thread_id();
+  }
+  return id;
 }
 
 WEAVE_API void weave_recursive_mutex_lock_slow(weave_recursive_mutex_t *m);
@@ -721,7 +763,11 @@ WEAVE_STATIC_ASSERT(sizeof(weave_seqlock_t) == 4, "weave_seqlock_t is 32 bits");
 
 /* Writers: lock (spins with yields against other writers; never parks),
  * then unlock to publish, or abandon to leave the sequence as it was (no
- * reader retries). Writers are not detached: keep write sections short. */
+ * reader retries). Writers are not detached: keep write sections short.
+ * Abandon only a write that stored nothing to the protected data: it puts
+ * back the sequence a reader that started before the write saw, so that
+ * reader's end_read succeeds even if it copied data the writer had changed
+ * (a torn copy). After any store, unlock instead (readers retry). */
 WEAVE_API void weave_seqlock_lock_write(weave_seqlock_t *seqlock);
 WEAVE_API void weave_seqlock_unlock_write(weave_seqlock_t *seqlock);
 WEAVE_API void weave_seqlock_abandon_write(weave_seqlock_t *seqlock);

@@ -51,6 +51,10 @@
  *   (weave_tls_set_destructor), which runs after the thread-exit destructors
  *   of ft_weave.h section 2. A thread that exits while attached (depth > 0)
  *   detaches first.
+ * - The first weave_py_enter of the process also hands this CPython's
+ *   thread-state functions to ft_weave (weave_set_python_api), so that its
+ *   waits with detach release the thread state even when libpython was
+ *   loaded after libft_weave.so or with RTLD_LOCAL.
  * - Finalization: the first weave_py_enter registers, through Python's atexit
  *   module, a C callback that runs at the start of Py_FinalizeEx (after
  *   threading's shutdown, before the runtime starts tearing down). It takes
@@ -185,9 +189,30 @@ static inline void weave_py__thread_exit(void *value) {
   weave_py__destroy((weave_py_thread_t *)value);
 }
 
+/* Hands this CPython's thread-state functions to the library, so that its
+ * waits detach from this interpreter even when the library could not find
+ * it by itself at load time (libpython loaded after it, or RTLD_LOCAL). The
+ * library never searches for CPython from a waiting path. The casts go
+ * through void (*)(void), which -Wcast-function-type accepts. */
+static inline void weave_py__tell_library(void) {
+  weave_python_api_t api;
+#if PY_VERSION_HEX >= 0x030D0000
+  api.thread_state_get = (void *(*)(void))(void (*)(void))PyThreadState_GetUnchecked;
+  api.gil_state_check = NULL;
+#else
+  api.thread_state_get = (void *(*)(void))(void (*)(void))_PyThreadState_UncheckedGet;
+  api.gil_state_check = PyGILState_Check;
+#endif
+  api.save_thread = (void *(*)(void))(void (*)(void))PyEval_SaveThread;
+  api.restore_thread = (void (*)(void *))(void (*)(void))PyEval_RestoreThread;
+  api.make_pending_calls = Py_MakePendingCalls;
+  (void)weave_set_python_api(&api);
+}
+
 static inline int weave_py__process_init(void *storage, void *arg) {
   (void)storage;
   (void)arg;
+  weave_py__tell_library();
   return weave_tls_set_destructor(WEAVE_PY_THREAD_KEY, weave_py__thread_exit) == 0 ? 0 : -1;
 }
 

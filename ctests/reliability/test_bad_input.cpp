@@ -150,7 +150,7 @@ BAD_INPUT(weave_last_error) {
   CHECK(fresh_ok == 1);
 }
 
-BAD_INPUT(weave_thread_id) { CHECK(EXPORTED(weave_thread_id)() == uint64_t(uintptr_t(pthread_self()))); }
+BAD_INPUT(weave_thread_id) { CHECK(EXPORTED(weave_thread_id)() == weave_thread_id()); }
 
 BAD_INPUT(weave_version) { CHECK(std::string(EXPORTED(weave_version)()) == FT_WEAVE_VERSION_STRING); }
 
@@ -313,6 +313,38 @@ BAD_INPUT(weave_unpark_all) {
   CHECK(last_error_has("weave_unpark_all"));
   char c;
   CHECK(f(&c) == 0);
+}
+
+namespace {
+void *no_thread_state() { return nullptr; }
+int no_gil_check() { return 0; }
+void *save_nothing() { return nullptr; }
+void restore_nothing(void *) {}
+int no_pending_calls() { return 0; }
+}  // namespace
+
+BAD_INPUT(weave_set_python_api) {
+  auto f = EXPORTED(weave_set_python_api);
+  CHECK(f(nullptr) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_set_python_api"));
+  // Each required function missing in turn: refused, nothing stored.
+  for (int missing = 0; missing < 4; missing++) {
+    weave_python_api_t api = {no_thread_state, nullptr, save_nothing, restore_nothing, no_pending_calls};
+    if (missing == 0) api.thread_state_get = nullptr;
+    if (missing == 1) api.save_thread = nullptr;
+    if (missing == 2) api.restore_thread = nullptr;
+    if (missing == 3) api.make_pending_calls = nullptr;
+    ftw_test::prime_last_error("weave_set_python_api");
+    CHECK(f(&api) == WEAVE_E_INVALID);
+    CHECK(last_error_has("weave_set_python_api"));
+  }
+  // A complete set (no thread state attached, so nothing is ever released):
+  // accepted, once and again, and detached waits still work.
+  weave_python_api_t api = {no_thread_state, no_gil_check, save_nothing, restore_nothing, no_pending_calls};
+  CHECK(f(&api) == 0);
+  CHECK(f(&api) == 0);
+  uint8_t b = 1, e = 1;
+  CHECK(weave_park(&b, &e, 1, 1000000, nullptr, 1) == WEAVE_PARK_TIMEOUT);
 }
 
 BAD_INPUT(weave_parking_lot_after_fork) {

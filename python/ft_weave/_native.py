@@ -87,6 +87,17 @@ class weave_rwmutex_t(ctypes.Structure):
 
 weave_once_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
+
+class weave_python_api_t(ctypes.Structure):
+    # Function pointers, passed as plain addresses.
+    _fields_ = [
+        ("thread_state_get", ctypes.c_void_p),
+        ("gil_state_check", ctypes.c_void_p),
+        ("save_thread", ctypes.c_void_p),
+        ("restore_thread", ctypes.c_void_p),
+        ("make_pending_calls", ctypes.c_void_p),
+    ]
+
 _c_int = ctypes.c_int
 _c_void_p = ctypes.c_void_p
 _P = ctypes.POINTER
@@ -197,8 +208,39 @@ def lib():
             if os.sep in path:
                 path = os.path.abspath(path)
             _path = path
+            _tell_python_api(loaded)
             _lib = loaded
     return _lib
+
+
+def _tell_python_api(loaded):
+    """Hands this interpreter's thread-state functions to the library
+    (weave_set_python_api), so that waits detach from it even when the
+    library could not find CPython by itself when it was loaded (a libpython
+    loaded privately). The library never looks CPython up from a waiting
+    path. Best effort: an older library, or a Python whose functions ctypes
+    cannot see, just keeps what the library found at load time."""
+    fn = getattr(loaded, "weave_set_python_api", None)
+    if fn is None:
+        return
+    api = ctypes.pythonapi
+
+    def address(name):
+        return ctypes.cast(getattr(api, name), ctypes.c_void_p).value
+
+    try:
+        if hasattr(api, "PyThreadState_GetUnchecked"):  # 3.13+
+            get, check = address("PyThreadState_GetUnchecked"), None
+        else:
+            get, check = address("_PyThreadState_UncheckedGet"), address("PyGILState_Check")
+        table = weave_python_api_t(
+            get, check, address("PyEval_SaveThread"), address("PyEval_RestoreThread"), address("Py_MakePendingCalls")
+        )
+    except AttributeError:
+        return
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.POINTER(weave_python_api_t)]
+    fn(ctypes.byref(table))
 
 
 def library_path():

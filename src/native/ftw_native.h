@@ -1,13 +1,20 @@
 /*
- * The small C part of libft_weave.so (src/native/): what must run where
- * managed code cannot, at a thread's or the process's end. Private to the
- * library: hidden symbols, reached from C# through direct P/Invoke
- * (FtWeave.csproj, DirectPInvoke "ftw_native").
+ * The C part of libft_weave.so (src/native/): what must run where managed
+ * code cannot. Private to the library: hidden symbols, reached from C#
+ * through direct P/Invoke (FtWeave.csproj, DirectPInvoke "ft_weave_native";
+ * Interop/Interop.Native.cs).
  */
 #ifndef FTW_NATIVE_H
 #define FTW_NATIVE_H
 
+#include <pthread.h>
 #include <stdint.h>
+
+/* The library links with -Wl,--wrap=pthread_key_create (thread_exit.c): the
+ * wrapper is for the runtime's key only, so the library's own C code creates
+ * its keys with the real function. Declared outside the hidden region below:
+ * it resolves to libc's pthread_key_create. */
+int __real_pthread_key_create(pthread_key_t *key, void (*destructor)(void *));
 
 #pragma GCC visibility push(hidden)
 

@@ -36,8 +36,6 @@
 
 int __real_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                           void *(*start)(void *), void *arg);
-/* Not the wrapped one: see thread_exit.c. */
-int __real_pthread_key_create(pthread_key_t *key, void (*destructor)(void *));
 
 /* Kernel ids of the runtime's live threads; 0 = free slot. The runtime
  * starts a handful (finalizer, background GC); more than this many would

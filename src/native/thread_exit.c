@@ -44,7 +44,6 @@
 
 #include "ftw_native.h"
 
-int __real_pthread_key_create(pthread_key_t *key, void (*destructor)(void *));
 
 /* Keys reserved at load, so that a process that later uses up its
  * PTHREAD_KEYS_MAX keys cannot make the library's first call fail. */

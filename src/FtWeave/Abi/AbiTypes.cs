@@ -77,3 +77,17 @@ internal struct weave_stats_t
     public ulong spins;         // uint64_t
     public ulong managed_bytes; // uint64_t
 }
+
+/// <summary>
+/// <c>typedef struct { void *(*thread_state_get)(void); int (*gil_state_check)(void);
+/// void *(*save_thread)(void); void (*restore_thread)(void *); int (*make_pending_calls)(void); } weave_python_api_t;</c>
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct weave_python_api_t
+{
+    public delegate* unmanaged<void*> thread_state_get;      // offset 0
+    public delegate* unmanaged<int> gil_state_check;         // offset 8
+    public delegate* unmanaged<void*> save_thread;           // offset 16
+    public delegate* unmanaged<void*, void> restore_thread;  // offset 24
+    public delegate* unmanaged<int> make_pending_calls;      // offset 32
+}

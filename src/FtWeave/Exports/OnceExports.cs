@@ -36,10 +36,12 @@ internal static unsafe class OnceExports
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_once_call: fn is NULL\0"u8);
         }
         int result = Once.CallSlow(once, fn, arg);
-        if (result == Once.BadResult)
+        return result switch
         {
-            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_once_call: fn returned neither 0 nor -1; the flag was reset\0"u8);
-        }
-        return result;
+            Once.BadResult => ThreadContexts.SetError(WEAVE_E_INVALID, "weave_once_call: fn returned neither 0 nor -1; the flag was reset\0"u8),
+            Once.Recursive => ThreadContexts.SetError(WEAVE_E_DEADLOCK, "weave_once_call: called from inside fn on the same flag\0"u8),
+            Once.NoMemory => ThreadContexts.SetError(WEAVE_E_NOMEM, "weave_once_call: out of memory for the run's record; fn did not run\0"u8),
+            _ => result,
+        };
     }
 }

@@ -1,5 +1,8 @@
 using System.Runtime.InteropServices;
+using FtWeave.Abi;
+using FtWeave.Interop;
 using FtWeave.Parking;
+using FtWeave.Python;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
 
@@ -65,4 +68,28 @@ internal static unsafe class ParkingLotExports
 
     [UnmanagedCallersOnly(EntryPoint = "weave_parking_lot_after_fork")]
     private static void AfterFork() => ParkingLot.AfterFork();
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_set_python_api")]
+    private static int SetPythonApi(weave_python_api_t* api)
+    {
+        if (api == null)
+        {
+            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_set_python_api: api is NULL\0"u8);
+        }
+        if (api->thread_state_get == null || api->save_thread == null || api->restore_thread == null
+            || api->make_pending_calls == null)
+        {
+            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_set_python_api: a required function is NULL\0"u8);
+        }
+        var symbols = new Native.PythonApi
+        {
+            ThreadStateGet = api->thread_state_get,
+            GilStateCheck = api->gil_state_check,
+            SaveThread = api->save_thread,
+            RestoreThread = api->restore_thread,
+            MakePendingCalls = api->make_pending_calls,
+        };
+        CPythonRuntime.SetApi(symbols);
+        return WEAVE_OK;
+    }
 }

@@ -3,9 +3,84 @@ using System.Runtime.InteropServices;
 namespace FtWeave.Interop;
 
 /// <summary>
-/// The library's C part (src/native/, linked into the same .so and bound at
-/// link time: DirectPInvoke "ftw_native" in FtWeave.csproj). None of these
-/// block.
+/// The library's own C code (src/native/*.c), linked into libft_weave.so and
+/// bound at link time (DirectPInvoke, see FtWeave.csproj). It holds what must
+/// work without managed code: state set up by ELF constructors when the
+/// library is loaded, memory that the kernel wipes at fork, and the per-thread
+/// id that has to work at any point of a thread's life.
+/// </summary>
+internal static unsafe partial class Native
+{
+    internal const string Library = "ft_weave_native";
+
+    /// <summary>The calling thread's weave_thread_id if it has one, else 0. Never blocks.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_thread_id_peek")]
+    [SuppressGCTransition]
+    internal static partial ulong ThreadIdPeek();
+
+    /// <summary>
+    /// The calling thread's weave_thread_id, assigned on its first call. May
+    /// allocate (pthread_setspecific) on that first call, so it keeps the GC
+    /// transition.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_thread_id")]
+    internal static partial ulong ThreadId();
+
+    /// <summary>The parking lot's bucket table (64 KiB, zeroed, wiped by the kernel in a fork child).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_parking_table")]
+    [SuppressGCTransition]
+    internal static partial void* ParkingTable();
+
+    /// <summary>How the table is reset in a fork child: 1 kernel wipe, 2 C atfork handler, 0 not at all.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_parking_fork_mode")]
+    [SuppressGCTransition]
+    internal static partial int ParkingForkMode();
+
+    /// <summary>The statistics stripes (32 cache lines, zeroed).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_statistics_cells")]
+    [SuppressGCTransition]
+    internal static partial void* StatisticsCells();
+
+    /// <summary>CPython's functions as found when the library was loaded (all NULL if not found).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_python_symbols")]
+    [SuppressGCTransition]
+    internal static partial PythonApi* PythonSymbols();
+
+    /// <summary>src/native/python_probe.c's struct; same layout as weave_python_api_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct PythonApi
+    {
+        public void* ThreadStateGet;
+        public void* GilStateCheck;
+        public void* SaveThread;
+        public void* RestoreThread;
+        public void* MakePendingCalls;
+    }
+}
+
+internal static unsafe partial class Native
+{
+    /// <summary>Zeroed static storage for Once's first chunk of run records; <paramref name="bytes"/> gets its size.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_once_first_chunk")]
+    [SuppressGCTransition]
+    internal static partial void* OnceFirstChunk(nuint* bytes);
+
+    /// <summary>The calling thread's kernel thread id (gettid).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_gettid")]
+    internal static partial int GetTid();
+
+    /// <summary>getpid().</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_getpid")]
+    internal static partial int GetPid();
+
+    /// <summary>1 if thread <paramref name="tid"/> of this process still runs code, 0 if it is gone.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_thread_alive")]
+    internal static partial int ThreadAlive(int tid);
+}
+
+/// <summary>
+/// The thread-exit part of the C code (src/native/thread_exit.c). None of
+/// these block.
 /// </summary>
 internal static unsafe partial class NativeHooks
 {
@@ -14,7 +89,7 @@ internal static unsafe partial class NativeHooks
     /// the library was loaded. 0, or ENOSPC when the process had no key left
     /// then.
     /// </summary>
-    [LibraryImport("ftw_native", EntryPoint = "ftw_context_key")]
+    [LibraryImport(Native.Library, EntryPoint = "ftw_context_key")]
     [SuppressGCTransition]
     internal static partial int ContextKey(uint* key);
 
@@ -23,12 +98,12 @@ internal static unsafe partial class NativeHooks
     /// the runtime's (deferred) pthread key destructor, while the thread is
     /// still attached (src/native/thread_exit.c).
     /// </summary>
-    [LibraryImport("ftw_native", EntryPoint = "ftw_set_thread_teardown")]
+    [LibraryImport(Native.Library, EntryPoint = "ftw_set_thread_teardown")]
     [SuppressGCTransition]
     internal static partial void SetThreadTeardown(delegate* unmanaged<void> teardown);
 
     /// <summary>Whether the calling thread is the process's main thread (gettid() == getpid()).</summary>
-    [LibraryImport("ftw_native", EntryPoint = "ftw_is_main_thread")]
+    [LibraryImport(Native.Library, EntryPoint = "ftw_is_main_thread")]
     [SuppressGCTransition]
     internal static partial int IsMainThread();
 }

@@ -22,8 +22,9 @@ internal static unsafe partial class Pthread
     [LibraryImport("libc", EntryPoint = "pthread_key_delete")]
     internal static partial int KeyDelete(uint key);
 
+    // No [SuppressGCTransition]: for a key above 31 glibc allocates the
+    // thread's second-level block on its first store (see Interop.Libc.cs).
     [LibraryImport("libc", EntryPoint = "pthread_setspecific")]
-    [SuppressGCTransition]
     internal static partial int SetSpecific(uint key, void* value);
 
     [LibraryImport("libc", EntryPoint = "pthread_getspecific")]

@@ -125,16 +125,22 @@ internal static unsafe class ParkingLot
         public ThreadParker Parker;
     }
 
-    // Bucket*, held as nint because pointers cannot be Volatile/Interlocked type arguments.
-    private static nint s_buckets;
+    // The table is static storage of the library's C part
+    // (src/native/parking_fork.c): nothing to allocate, so nothing can fail,
+    // and never freed (threads of any library may park until the process
+    // ends). The pointer is cached here; reading the C function again would
+    // give the same address, so racing first readers agree.
+    private static Bucket* s_buckets;
 
     private static Bucket* Buckets
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            // Acquire: pairs with the publishing CAS in Initialize.
-            Bucket* buckets = (Bucket*)Volatile.Read(ref s_buckets);
+            // A plain read: the value is either null or the one constant
+            // address, and the table's contents need no publication (zeroed
+            // static memory, then only touched under bucket locks).
+            Bucket* buckets = s_buckets;
             return buckets != null ? buckets : Initialize();
         }
     }
@@ -142,36 +148,22 @@ internal static unsafe class ParkingLot
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static Bucket* Initialize()
     {
-        nuint bytes = (nuint)(BucketCount * sizeof(Bucket));
-        Bucket* fresh = (Bucket*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(fresh, bytes);
-        nint previous = Interlocked.CompareExchange(ref s_buckets, (nint)fresh, 0);
-        if (previous != 0)
-        {
-            NativeMemory.AlignedFree(fresh);
-            return (Bucket*)previous;
-        }
-        // The table is never freed (threads of any library may park until the
-        // process ends). The child handler resets it after fork.
-        Pthread.AtFork(null, null, &AfterForkInChild);
-        return fresh;
+        Bucket* table = (Bucket*)Native.ParkingTable();
+        s_buckets = table;
+        return table;
     }
 
-    [UnmanagedCallersOnly]
-    private static void AfterForkInChild() => AfterFork();
-
     /// <summary>
-    /// Resets every bucket in a fork child: only the forking thread exists
-    /// there, so locks held and entries queued by other threads are garbage.
-    /// (The forking thread itself was not parked.)
+    /// weave_parking_lot_after_fork: resets every bucket in a fork child.
+    /// Fork needs no call: the kernel hands the child a zeroed copy of the
+    /// table (MADV_WIPEONFORK), or, on a kernel without it, a child handler
+    /// in C clears it (src/native/parking_fork.c explains why nothing managed
+    /// runs at fork). Calling this again in the child, before the child's
+    /// own threads use the lot, is harmless.
     /// </summary>
     internal static void AfterFork()
     {
-        Bucket* buckets = (Bucket*)Volatile.Read(ref s_buckets);
-        if (buckets != null)
-        {
-            NativeMemory.Clear(buckets, (nuint)(BucketCount * sizeof(Bucket)));
-        }
+        NativeMemory.Clear(Buckets, (nuint)(BucketCount * sizeof(Bucket)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using FtWeave.Interop;
@@ -43,23 +44,34 @@ internal static unsafe class Statistics
     {
         get
         {
+            // Acquire: pairs with the publishing CAS in Allocate (zeroed memory).
             Cell* cells = (Cell*)Volatile.Read(ref s_cells);
             return cells != null ? cells : Allocate();
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static Cell* Allocate()
     {
-        // aligned to a cache line so that stripes never share one
-        Cell* fresh = (Cell*)NativeMemory.AlignedAlloc((nuint)(Stripes * CellBytes), CellBytes);
-        NativeMemory.Clear(fresh, (nuint)(Stripes * CellBytes));
-        // Publish once; a losing racer frees its copy. Release/acquire through
-        // the CAS and the Volatile.Read in Cells make the zeroed memory visible.
-        Cell* previous = (Cell*)Interlocked.CompareExchange(ref s_cells, (nint)fresh, 0);
-        if (previous != null)
+        // calloc'ed and aligned to a cache line by hand, so that stripes never
+        // share one (never freed). This used NativeMemory.AlignedAlloc, whose
+        // OutOfMemoryException ended the process from inside an export; if
+        // calloc fails, the zeroed static stripes of the library's C part
+        // (src/native/parking_fork.c) serve instead. (calloc first: the C#
+        // tests run this code without the C part.)
+        byte* raw = (byte*)Libc.Calloc(1, (nuint)(Stripes * CellBytes + CellBytes - 1));
+        Cell* fresh = raw != null
+            ? (Cell*)(((nuint)raw + (CellBytes - 1)) & ~(nuint)(CellBytes - 1))
+            : (Cell*)Native.StatisticsCells();
+        // Publish once; a losing racer frees its copy.
+        nint previous = Interlocked.CompareExchange(ref s_cells, (nint)fresh, 0);
+        if (previous != 0)
         {
-            NativeMemory.AlignedFree(fresh);
-            return previous;
+            if (raw != null)
+            {
+                Libc.Free(raw);
+            }
+            return (Cell*)previous;
         }
         return fresh;
     }
@@ -96,6 +108,17 @@ internal static unsafe class Statistics
         return total;
     }
 
-    /// <summary>Managed bytes the runtime (which serves only this library) has allocated so far.</summary>
-    internal static ulong ManagedBytes() => (ulong)GC.GetTotalAllocatedBytes(precise: true);
+    /// <summary>
+    /// Managed bytes the runtime (which serves only this library) has handed
+    /// out so far. Not the precise count: GC.GetTotalAllocatedBytes(precise:
+    /// true) suspends every managed thread to read their allocation contexts
+    /// (one runtime suspension, with a membarrier IPI, per weave_stats call),
+    /// and a thread suspended while it holds a bucket lock stalls every lock
+    /// that hashes there. The imprecise count reads the heap's counters and
+    /// stops nothing; it counts each allocation context when the GC hands it
+    /// to a thread (a few KiB at a time), so it only grows when some thread
+    /// allocates, which is what the counter is for: a lock path that allocates
+    /// even one byte per operation, or a new thread's first allocation, shows.
+    /// </summary>
+    internal static ulong ManagedBytes() => (ulong)GC.GetTotalAllocatedBytes(precise: false);
 }

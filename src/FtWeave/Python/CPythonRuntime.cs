@@ -4,84 +4,119 @@ using FtWeave.Interop;
 namespace FtWeave.Python;
 
 /// <summary>
-/// CPython, found at run time in the process's global symbol scope (the
-/// python executable, or a libpython loaded RTLD_GLOBAL): the library never
-/// links against libpython. Used to release the calling thread's thread state
-/// while it sleeps (WEAVE_LOCK_DETACH) and to run pending calls on EINTR
-/// (WEAVE_LOCK_HANDLE_SIGNALS), as CPython's own PyMutex does.
+/// CPython, found without linking against libpython: used to release the
+/// calling thread's thread state while it sleeps (WEAVE_LOCK_DETACH) and to
+/// run pending calls on EINTR (WEAVE_LOCK_HANDLE_SIGNALS), as CPython's own
+/// PyMutex does.
+///
+/// Where the functions come from, and when:
+/// - the library's constructor looks them up with dlsym when it is loaded
+///   (src/native/python_probe.c): the python executable, or a libpython
+///   loaded with RTLD_GLOBAL before this library;
+/// - weave_set_python_api hands them over explicitly (ft_weave_python.h's
+///   weave_py_enter and the Python package call it), for a CPython loaded
+///   later or privately.
+/// Never from a waiting path: dlsym takes the dynamic loader's lock, and a
+/// thread about to sleep may hold locks that a thread inside dlopen() (which
+/// holds the loader's lock while it runs constructors) waits for. The library
+/// used to look again, at most once a second, from <see cref="Detach"/>.
 /// </summary>
 internal static unsafe class CPythonRuntime
 {
-    // Resolved lazily; a process that has no CPython yet is looked at again at
-    // most once a second (dlsym of a missing name walks every library).
     private static delegate* unmanaged<nint> s_getUnchecked;   // PyThreadState_GetUnchecked (3.13+) or _PyThreadState_UncheckedGet
     private static delegate* unmanaged<int> s_gilStateCheck;   // PyGILState_Check, needed before 3.12
     private static delegate* unmanaged<nint> s_saveThread;     // PyEval_SaveThread
     private static delegate* unmanaged<nint, void> s_restoreThread; // PyEval_RestoreThread
     private static delegate* unmanaged<int> s_makePendingCalls; // Py_MakePendingCalls
-    private static int s_state;         // 0 unknown, 1 present, 2 absent
-    private static long s_nextProbeNs;
 
-    private static bool Present
+    private const int Unknown = 0;   // the constructor's result not read yet
+    private const int Present = 1;   // the pointers above are set, for good
+    private const int Absent = 2;    // none known (yet: weave_set_python_api may still come)
+    private const int Storing = 3;   // one thread is storing the pointers
+    private static int s_state;
+
+    private static bool IsPresent
     {
         get
         {
+            // Acquire: pairs with the release in TryStore, so a thread that
+            // sees Present sees the pointers.
             int state = Volatile.Read(ref s_state);
-            if (state == 1)
+            if (state == Unknown)
+            {
+                state = AdoptLoadTimeProbe();
+            }
+            return state == Present;
+        }
+    }
+
+    /// <summary>Takes what the constructor found; reads memory only (no dlsym).</summary>
+    private static int AdoptLoadTimeProbe()
+    {
+        Native.PythonApi* found = Native.PythonSymbols();
+        if (found->ThreadStateGet != null)
+        {
+            TryStore(*found);
+        }
+        else
+        {
+            Interlocked.CompareExchange(ref s_state, Absent, Unknown);
+        }
+        return Volatile.Read(ref s_state);
+    }
+
+    /// <summary>
+    /// Stores a complete set of functions unless one is already stored (the
+    /// first one found or handed over is kept: one process has one CPython).
+    /// True when a set is stored now or already was.
+    /// </summary>
+    private static bool TryStore(in Native.PythonApi api)
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref s_state);
+            if (state == Present)
             {
                 return true;
             }
-            if (state == 2 && Futex.MonotonicNow() < Volatile.Read(ref s_nextProbeNs))
+            if (state == Storing)
             {
-                return false;
+                // Another thread is between its CAS and its release below:
+                // a few stores away.
+                Thread.SpinWait(1);
+                continue;
             }
-            return Probe();
+            if (Interlocked.CompareExchange(ref s_state, Storing, state) != state)
+            {
+                continue;
+            }
+            s_getUnchecked = (delegate* unmanaged<nint>)api.ThreadStateGet;
+            s_gilStateCheck = (delegate* unmanaged<int>)api.GilStateCheck;
+            s_saveThread = (delegate* unmanaged<nint>)api.SaveThread;
+            s_restoreThread = (delegate* unmanaged<nint, void>)api.RestoreThread;
+            s_makePendingCalls = (delegate* unmanaged<int>)api.MakePendingCalls;
+            // Release: the pointers are visible to whoever reads Present.
+            Volatile.Write(ref s_state, Present);
+            return true;
         }
     }
 
-    private static bool Probe()
+    /// <summary>
+    /// weave_set_python_api. The caller checked that the required functions
+    /// are set. Returns whether CPython is known now (always true).
+    /// </summary>
+    internal static bool SetApi(in Native.PythonApi api)
     {
-        void* getUnchecked = Dl.Sym(Dl.RTLD_DEFAULT, (byte*)Unsafe("PyThreadState_GetUnchecked\0"u8));
-        bool needsGilCheck = false;
-        if (getUnchecked == null)
-        {
-            // 3.11/3.12: on 3.11 this returns the thread state holding the GIL
-            // (process-wide), so PyGILState_Check must confirm it is ours.
-            getUnchecked = Dl.Sym(Dl.RTLD_DEFAULT, (byte*)Unsafe("_PyThreadState_UncheckedGet\0"u8));
-            needsGilCheck = true;
-        }
-        void* save = Dl.Sym(Dl.RTLD_DEFAULT, (byte*)Unsafe("PyEval_SaveThread\0"u8));
-        void* restore = Dl.Sym(Dl.RTLD_DEFAULT, (byte*)Unsafe("PyEval_RestoreThread\0"u8));
-        void* pending = Dl.Sym(Dl.RTLD_DEFAULT, (byte*)Unsafe("Py_MakePendingCalls\0"u8));
-        void* gilCheck = needsGilCheck ? Dl.Sym(Dl.RTLD_DEFAULT, (byte*)Unsafe("PyGILState_Check\0"u8)) : null;
-        if (getUnchecked == null || save == null || restore == null || pending == null || (needsGilCheck && gilCheck == null))
-        {
-            Volatile.Write(ref s_nextProbeNs, Futex.MonotonicNow() + 1_000_000_000);
-            Volatile.Write(ref s_state, 2);
-            return false;
-        }
-        s_getUnchecked = (delegate* unmanaged<nint>)getUnchecked;
-        s_gilStateCheck = (delegate* unmanaged<int>)gilCheck;
-        s_saveThread = (delegate* unmanaged<nint>)save;
-        s_restoreThread = (delegate* unmanaged<nint, void>)restore;
-        s_makePendingCalls = (delegate* unmanaged<int>)pending;
-        // Release: the pointers above are visible to whoever reads state 1.
-        Volatile.Write(ref s_state, 1);
-        return true;
-    }
-
-    private static byte* Unsafe(System.ReadOnlySpan<byte> literal)
-    {
-        fixed (byte* p = literal)
-        {
-            return p; // u8 literals live in read-only data: the pointer stays valid
-        }
+        // Take the load-time result first, so that it wins over a later call
+        // as documented ("the first one found or handed over").
+        _ = IsPresent;
+        return TryStore(api);
     }
 
     /// <summary>Whether the calling thread has an attached thread state.</summary>
     private static bool ThreadIsAttached()
     {
-        if (!Present || s_getUnchecked() == 0)
+        if (!IsPresent || s_getUnchecked() == 0)
         {
             return false;
         }
@@ -92,6 +127,7 @@ internal static unsafe class CPythonRuntime
     /// Releases the calling thread's thread state if it has one attached;
     /// returns it for <see cref="Restore"/> (0 when nothing was released).
     /// Must run outside every bucket lock: it may take the GIL's locks.
+    /// Looks nothing up: see the class comment.
     /// </summary>
     internal static nint Detach() => ThreadIsAttached() ? s_saveThread() : 0;
 
