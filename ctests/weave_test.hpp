@@ -1,6 +1,9 @@
 // Shared by every ctests suite: the Catch2 include that works with v2 (Debian)
 // and v3 (vcpkg), and small helpers for running native threads.
 #pragma once
+#include <cerrno>
+#include <signal.h>
+#include <sys/wait.h>
 
 #if defined(FT_WEAVE_CATCH2_V3)
 #include <catch2/catch_test_macros.hpp>
@@ -89,6 +92,42 @@ inline pid_t fork_quiesced() {
   }
 #endif
   return fork();
+}
+
+// GCC 12's AddressSanitizer does not lock its allocator around fork(): a
+// child forked while another thread is inside ASan's malloc or free can hang
+// in its first allocation (stack in ASan's SizeClassAllocator64; newer LLVM
+// runtimes lock it). Fork tests whose threads allocate pause them around each
+// fork under ASan, and keep them running through it otherwise.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPauseAllocatorsAroundFork = true;
+#else
+constexpr bool kPauseAllocatorsAroundFork = false;
+#endif
+
+// Waits for a child with a bound: a child that hangs is killed and reported
+// as 250, one killed by signal n as 200 + n, a waitpid failure as 300, so a
+// deadlock in the child fails the test instead of hanging CTest.
+inline int wait_child(pid_t pid, int timeout_ms = 20000) {
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  int status = 0;
+  while (true) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return 300;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > timeout_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return 250;
+    }
+    timespec ms{0, 1000000};
+    nanosleep(&ms, nullptr);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 200 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 }  // namespace ftw_test

@@ -23,47 +23,17 @@ using ftw_test::native_thread;
 using ftw_test::now_ns;
 using ftw_test::sleep_ms;
 using ftw_test::stats;
+using ftw_test::kPauseAllocatorsAroundFork;
+using ftw_test::wait_child;
 using ftw_test::wait_until;
 
 namespace {
 
-// GCC 12's AddressSanitizer does not lock its allocator around fork(): a
-// child forked while another thread is inside ASan's malloc or free can hang
-// in its first allocation (seen in an FT_WEAVE_SANITIZE run, stack in ASan's
-// SizeClassAllocator64; newer LLVM runtimes lock it). Under ASan the storage
-// threads below therefore pause around each fork (and fork_quiesced waits
-// for the others to sleep); without ASan they keep creating keys through it,
-// which is what exercises the registry's handlers.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPauseAllocatorsAroundFork = true;
-#else
-constexpr bool kPauseAllocatorsAroundFork = false;
-#endif
 
 bool wait_parks(uint64_t base, uint64_t n) {
   return wait_until([&] { return stats().parks >= base + n; });
 }
 
-// Waits for a child with a bound: a child that hangs is killed and reported
-// as 200 + its signal, so a deadlock in the child fails the test instead of
-// hanging CTest.
-int wait_child(pid_t pid, int timeout_ms = 20000) {
-  int64_t deadline = now_ns() + int64_t(timeout_ms) * 1000000;
-  int status = 0;
-  while (true) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) return 300;
-    if (now_ns() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return 250;  // hung
-    }
-    sleep_ms(2);
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 200 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
 
 // ---- fork while locks are held and waited on --------------------------------
 

@@ -29,36 +29,13 @@ using ftw_test::native_thread;
 using ftw_test::now_ns;
 using ftw_test::sleep_ms;
 using ftw_test::stats;
+using ftw_test::kPauseAllocatorsAroundFork;
+using ftw_test::wait_child;
 using ftw_test::wait_until;
 
 namespace {
 
-// See test_faults.cpp: GCC 12's ASan does not lock its allocator around
-// fork(), so under ASan the threads that allocate pause around each fork.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPauseAllocatorsAroundFork = true;
-#else
-constexpr bool kPauseAllocatorsAroundFork = false;
-#endif
 
-// Waits for a child with a bound: 250 = hung (killed), 200 + n = signal n.
-int wait_child(pid_t pid, int timeout_ms) {
-  int64_t deadline = now_ns() + int64_t(timeout_ms) * 1000000;
-  int status = 0;
-  while (true) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) return 300;
-    if (now_ns() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return 250;
-    }
-    sleep_ms(1);
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 200 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
 
 // fork() on a fresh pthread that has never called the library; the child runs
 // child_main and _exits with its result. Returns the child's pid (or -1).

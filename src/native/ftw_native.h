@@ -24,6 +24,10 @@ void ftw_set_thread_teardown(void (*teardown)(void));
 int ftw_thread_has_context(void);
 int ftw_is_main_thread(void);
 
+/* once_runner.c: 1 while thread `tid` of this process runs code; 0 once it
+ * has exited, or is the main thread and a zombie after pthread_exit. */
+int ftw_thread_alive(int tid);
+
 /* process_exit.c */
 void ftw_process_exit_init(void);
 void ftw_main_thread_exiting(void);

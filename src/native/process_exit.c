@@ -118,26 +118,6 @@ static int is_runtime_thread(int tid) {
   return 0;
 }
 
-/* The main thread is gone once it is a zombie: its /proc entry stays while
- * the process lives. */
-static int main_thread_dead(int tid) {
-  char path[64];
-  char buf[512];
-  snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return 1;
-  }
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) {
-    return 1;
-  }
-  buf[n] = 0;
-  char *paren = strrchr(buf, ')');
-  return paren != NULL && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
 /* 1 when nothing but the watcher, the dead main thread and the runtime's
  * threads is left; -1 when /proc cannot be read. */
 static int only_runtime_threads_left(int self, int main_tid) {
@@ -156,7 +136,9 @@ static int only_runtime_threads_left(int self, int main_tid) {
       continue;
     }
     if (tid == main_tid) {
-      left = main_thread_dead(tid);
+      /* The main thread's /proc entry stays while the process lives; it is
+       * gone once it is a zombie (once_runner.c). */
+      left = !ftw_thread_alive(tid);
       continue;
     }
     left = 0;
