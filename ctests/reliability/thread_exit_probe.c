@@ -527,9 +527,11 @@ static void late_begin2(void *unused) {
   }
 }
 
+static uint64_t parks_before_exit;
+
 static void *pair_checker(void *unused) {
   (void)unused;
-  uint64_t before = parks();
+  uint64_t before = parks_before_exit;
   for (int i = 0; i < 10000 && atomic_load(&late_step) < 1; i++) {
     sleep_ms(1);
   }
@@ -558,6 +560,8 @@ static int section2_after_teardown(const char *library) {
   w.cs_begin(&cs, &first); /* the thread's ft_weave state starts here */
   w.cs_end(&cs);
   w.mutex_lock(&pair[0]);
+  /* Read before the late begin can park (it runs inside the exit() below). */
+  parks_before_exit = parks();
   pthread_t checker;
   pthread_create(&checker, NULL, pair_checker, NULL);
   pthread_detach(checker);
