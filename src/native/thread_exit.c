@@ -44,7 +44,6 @@
 
 #include "ftw_native.h"
 
-
 /* Keys reserved at load, so that a process that later uses up its
  * PTHREAD_KEYS_MAX keys cannot make the library's first call fail. */
 static pthread_key_t runtime_key;
@@ -79,9 +78,9 @@ __attribute__((constructor)) static void ftw_reserve_keys(void) {
  * The only pthread_key_create calls that reach this wrapper come from code
  * linked statically into the library: the runtime's initialisation (one key,
  * with its detach destructor) and anything else in its static libraries
- * (passed through). The C# code calls the real function (see
- * Interop.Pthread.cs). The runtime initialises once, before any C# code runs,
- * so the first call with a destructor is the runtime's.
+ * (passed through). The library's own C# and C code call the real function
+ * (Interop.Pthread.cs, ftw_native.h). The runtime initialises once, before
+ * any C# code runs, so the first call with a destructor is the runtime's.
  */
 int __wrap_pthread_key_create(pthread_key_t *key, void (*destructor)(void *)) {
   if (destructor != NULL && atomic_load(&runtime_destructor) == NULL) {
