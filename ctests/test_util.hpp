@@ -102,6 +102,31 @@ F *exported(const char *name) {
   return f;
 }
 
+// Fork tests: a loop of a thread that allocates stops here while `pause` is
+// set (under ASan, see kPauseAllocatorsAroundFork), counted in `paused`.
+inline void pause_point(const std::atomic<int> &pause, std::atomic<int> &paused) {
+  if (pause.load() != 0) {
+    paused++;
+    while (pause.load() != 0) sleep_ms(1);
+    paused--;
+  }
+}
+
+// Gets thread-local and static storage values for keys "<prefix><k % keys>"
+// until `stop` is set, so that the registry lock is often held (and a
+// static's init often running); counts each pair in `ops`.
+inline void churn_storage_keys(const std::string &prefix, uint64_t keys, const std::atomic<int> &stop,
+                               const std::atomic<int> &pause, std::atomic<int> &paused,
+                               std::atomic<uint64_t> &ops) {
+  for (uint64_t k = 0; stop.load() == 0; ++k) {
+    pause_point(pause, paused);
+    std::string key = prefix + std::to_string(k % keys);
+    weave_tls_get(key.c_str(), 8, nullptr, nullptr);
+    weave_static_get(("s" + key).c_str(), 8, nullptr, nullptr);
+    ops++;
+  }
+}
+
 inline bool last_error_has(const char *text) {
   return std::string(weave_last_error()).find(text) != std::string::npos;
 }

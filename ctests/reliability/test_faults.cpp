@@ -212,17 +212,8 @@ TEST_CASE("fork while threads hold and wait on every lock kind and use storage: 
   // (and a static's init is often running) at the moment of a fork.
   for (int u = 0; u < 2; ++u) {
     spawn([&, u] {
-      for (uint64_t k = 0; st.storage_stop.load() == 0; ++k) {
-        if (st.storage_pause.load() != 0) {
-          st.storage_paused++;
-          while (st.storage_pause.load() != 0) sleep_ms(1);
-          st.storage_paused--;
-        }
-        std::string key = "faults.fork:parent." + std::to_string(u) + "." + std::to_string(k % 5000);
-        weave_tls_get(key.c_str(), 8, nullptr, nullptr);
-        weave_static_get(("s" + key).c_str(), 8, nullptr, nullptr);
-        st.storage_ops++;
-      }
+      ftw_test::churn_storage_keys("faults.fork:parent." + std::to_string(u) + ".", 5000, st.storage_stop,
+                                   st.storage_pause, st.storage_paused, st.storage_ops);
     });
   }
   REQUIRE(wait_until([&] { return st.storage_ops.load() > 100; }));

@@ -187,17 +187,8 @@ TEST_CASE("fork from a thread that never called the library, while threads hold 
   // for, much of the time.
   for (int u = 0; u < 3; ++u) {
     spawn([&parent, u] {
-      for (uint64_t k = 0; parent.stop.load() == 0; ++k) {
-        if (parent.pause.load() != 0) {
-          parent.paused++;
-          while (parent.pause.load() != 0) sleep_ms(1);
-          parent.paused--;
-        }
-        std::string key = "storage.fork:churn." + std::to_string(u) + "." + std::to_string(k % 3000);
-        weave_tls_get(key.c_str(), 8, nullptr, nullptr);
-        weave_static_get(("s" + key).c_str(), 8, nullptr, nullptr);
-        parent.ops++;
-      }
+      ftw_test::churn_storage_keys("storage.fork:churn." + std::to_string(u) + ".", 3000, parent.stop,
+                                   parent.pause, parent.paused, parent.ops);
     });
   }
   REQUIRE(wait_until([&] { return parent.ops.load() > 1000; }));
@@ -260,13 +251,7 @@ int child_after_resets(void *) {
 TEST_CASE("fork while another thread resets the storage: the child finishes or ignores that reset, never frees twice", "[registry]") {
   resetting_parent parent;
   std::vector<std::unique_ptr<native_thread>> threads;
-  auto pause_point = [&parent] {
-    if (parent.pause.load() != 0) {
-      parent.paused++;
-      while (parent.pause.load() != 0) sleep_ms(1);
-      parent.paused--;
-    }
-  };
+  auto pause_point = [&parent] { ftw_test::pause_point(parent.pause, parent.paused); };
   // One thread fills 64 statics (each reset frees them all) ...
   threads.push_back(std::make_unique<native_thread>([&] {
     while (parent.stop.load() == 0) {

@@ -90,10 +90,6 @@ internal static unsafe partial class RegistryLock
     [SuppressGCTransition]
     private static partial int GetPid();
 
-    [LibraryImport("libc", EntryPoint = "gettid")]
-    [SuppressGCTransition]
-    private static partial int GetTid();
-
     [LibraryImport("libc", EntryPoint = "mmap")]
     private static partial void* Mmap(void* address, nuint length, int prot, int flags, int fd, nint offset);
 
@@ -239,5 +235,5 @@ internal static unsafe partial class RegistryLock
     /// first thread of a process not forked): the one thread of a fork child
     /// that existed in its parent, and the only one whose tid is the pid.
     /// </summary>
-    internal static bool OnInitialThread() => GetTid() == GetPid();
+    internal static bool OnInitialThread() => NativeHooks.IsMainThread() != 0;
 }

@@ -128,8 +128,6 @@ internal static unsafe class ThreadContexts
 
     private static nint Raw() => TryGetKey(out uint key) ? (nint)Pthread.GetSpecific(key) : 0;
 
-    internal static bool IsTornDown => Raw() == TornDown;
-
     /// <summary>The context if the thread already has one, else NULL.</summary>
     internal static ThreadContext* Peek()
     {
