@@ -6,6 +6,8 @@
 - ``Mutex``, ``Event``, ``RWMutex``, ``Once``: the library's locks, each
   holding its C struct in ctypes memory.
 - ``park``, ``unpark``, ``unpark_all``: the parking lot on ctypes integers.
+- ``get_include()``, ``get_library_dir()``, ``get_cmake_dir()`` and
+  ``ft_weave.setup_helpers``: building C extensions against the library.
 
 The library is loaded on first use: from ``FT_WEAVE_LIBRARY``, next to this
 package, a source checkout's build tree, or the dynamic loader
@@ -14,6 +16,7 @@ package, a source checkout's build tree, or the dynamic loader
 
 from . import weave
 from ._native import LibraryNotFoundError, library_path
+from ._paths import get_cmake_dir, get_include, get_library_dir
 from .locks import Event, Mutex, Once, RWMutex
 from .parking import PARK_AGAIN, PARK_INTR, PARK_OK, PARK_TIMEOUT, park, unpark, unpark_all
 
@@ -32,6 +35,9 @@ def library_version():
 
 __all__ = [
     "ENABLE_EXPERIMENTAL",
+    "get_cmake_dir",
+    "get_include",
+    "get_library_dir",
     "Event",
     "LibraryNotFoundError",
     "Mutex",
