@@ -123,6 +123,13 @@ def machine():
     )
 
 
+def load():
+    try:
+        return "%.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "unknown"
+
+
 def fmt(v):
     return "%.1f" % v if v < 100 else "%.0f" % v
 
@@ -185,8 +192,12 @@ def main():
     args.threads = [int(t) for t in args.threads.split(",") if t]
     if args.quick:
         args.n, args.runs = 2000, 3
+    load_start = load()
     lines, notes = run(args)
-    head = "Machine: %s. N = %d iterations per thread, median of %d runs." % (machine(), args.n, args.runs)
+    head = ("Machine: %s. N = %d iterations per thread, median of %d runs; load average "
+            "(1, 5, 15 min) %s at the start, %s at the end." % (machine(), args.n, args.runs, load_start, load()))
+    if os.cpu_count() and os.getloadavg()[0] > 1 and not args.quick:
+        print("bench.py: warning: load average above 1, the machine is not idle", file=sys.stderr)
     text = head + "\n\n" + "\n".join(lines) + "\n"
     if notes:
         text += "\n" + "\n".join("- " + n for n in notes) + "\n"

@@ -25,7 +25,7 @@ setup(
             # setuptools wants paths relative to this directory (run setup.py
             # from here; pip does).
             ["ledger.c"],
-            extra_compile_args=["-std=c11", "-Wall", "-Wextra", "-O2"],
+            extra_compile_args=["-std=c11", "-Wall", "-Wextra"],
         )
     ],
     # The module is a top-level extension; there is no Python package.

@@ -116,9 +116,9 @@ class Transfers(unittest.TestCase):
         # Workers transfer between a few accounts in random directions, so
         # that every pair is locked in both argument orders at once. A
         # deadlock fails run_threads; a torn transfer breaks the total.
-        accounts = [ledger.Account(1000) for _ in range(4)]
+        accounts = [ledger.Account(1000) for _ in range(3)]
         total = sum(a.balance for a in accounts)
-        threads, per_thread = 8, 5000
+        threads, per_thread = 8, 20000
 
         def work(seed):
             rng = random.Random(seed)
@@ -147,7 +147,7 @@ class Transfers(unittest.TestCase):
 
         def mover(src, dst):
             def run():
-                for i in range(20000):
+                for i in range(50000):
                     try:
                         ledger.transfer(src, dst, 1 + i % 7)
                     except ledger.InsufficientFunds:
