@@ -1,6 +1,6 @@
 """ft_weave against CPython's own primitives, inside one extension module.
 
-    python bench.py [--n N] [--runs R] [--threads 2,4,8] [--quick]
+    python bench.py [--n N] [--runs R] [--threads 2,4,8] [--only NAME] [--quick]
                     [--doc docs/benchmarks.md]
 
 Times, in C inside ledger._bench (one call per thread, so Python's call
@@ -18,8 +18,8 @@ uncontended (one thread, while another Python thread is alive and idle in the
 process) and contended (2, 4, 8 threading.Thread workers on one object; on a
 free-threaded CPython only: with the GIL the calls run one after the other).
 ns/op = (latest end - earliest start) / (threads * N). Each figure is the
-median of R runs, alternating the two libraries run by run; all figures come
-from this one process. Prints a markdown table with the ratio
+median of R runs (after an untimed warm-up), alternating the two libraries run
+by run; all figures come from this one process. Prints a markdown table with the ratio
 ft_weave / CPython (below 1: ft_weave is faster). Primitives this CPython does
 not have (PyMutex before 3.13, critical sections without free threading,
 where Py_BEGIN_CRITICAL_SECTION is an empty block) are reported as skipped.
@@ -95,6 +95,8 @@ def one_run(kind, threads, n):
 def measure(kinds, names, threads, n, runs):
     """Median ns/op of each named primitive, runs interleaved."""
     samples = {name: [] for name in names}
+    for name in names:  # warm-up, not counted (caches, lazily bound symbols)
+        one_run(kinds[name], threads, max(1, n // 10))
     for _ in range(runs):
         for name in names:
             samples[name].append(one_run(kinds[name], threads, n))
@@ -153,6 +155,8 @@ def run(args):
     idle.start()
     try:
         for title, weave_name, py_name in PAIRS:
+            if args.only and args.only not in (weave_name, py_name):
+                continue
             have_py = py_name in kinds
             if not have_py:
                 why = ("not in CPython %s (public from 3.13)" % platform.python_version()
@@ -186,6 +190,8 @@ def main():
     ap.add_argument("--n", type=int, default=200000, help="iterations per thread and run")
     ap.add_argument("--runs", type=int, default=7, help="runs per figure (the median is reported)")
     ap.add_argument("--threads", default="2,4,8", help="contended thread counts")
+    ap.add_argument("--only", choices=[name for pair in PAIRS for name in pair[1:]],
+                    help="only the pair that includes this primitive")
     ap.add_argument("--quick", action="store_true", help="smoke test: few iterations and runs")
     ap.add_argument("--doc", help="update the bench:python_extension section of this markdown file")
     args = ap.parse_args()
@@ -205,6 +211,8 @@ def main():
     for n in notes:
         print("SKIPPED: " + n)
     if args.doc:
+        if args.only:
+            sys.exit("bench.py: --doc records the whole table; leave out --only")
         with open(args.doc, encoding="utf-8") as f:
             doc = f.read()
         if BEGIN not in doc or END not in doc:
