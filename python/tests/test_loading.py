@@ -104,6 +104,7 @@ class TestLoadingFailures(unittest.TestCase):
             self.assertEqual(
                 targets,
                 [
+                    os.path.join(package_dir, "lib", "libft_weave.so.1"),
                     os.path.join(package_dir, "libft_weave.so.1"),
                     os.path.join(package_dir, "libft_weave.so"),
                     os.path.join(root, "build", "default", "lib", "libft_weave.so.1"),
@@ -120,14 +121,14 @@ class TestLoadingFailures(unittest.TestCase):
             self.assertIn("%s: no such file" % target, message)
         self.assertIn("libft_weave_absent.so.1 via the loader: ", message)
         self.assertIn("Set FT_WEAVE_LIBRARY", message)
-        self.assertEqual(len(caught.exception.attempts), 5)
+        self.assertEqual(len(caught.exception.attempts), 6)
         self.assertIsInstance(caught.exception, ImportError)
 
     def test_outside_a_checkout_no_build_tree(self):
         with tempfile.TemporaryDirectory() as tmp:
             package_dir = os.path.join(tmp, "site", "ft_weave")
             places = _native.candidates(environ={"FT_WEAVE_LIBRARY": ""}, package_dir=package_dir)
-        self.assertEqual(len(places), 3)
+        self.assertEqual(len(places), 4)
         self.assertFalse(any("build" in target for _, target in places))
 
     def test_found_next_to_the_package(self):
