@@ -22,10 +22,10 @@ Everything setuptools writes goes to build/ and ft_weave.egg-info/ here
 (ignored by git); nothing is written into ft_weave/.
 """
 
-import importlib.util
 import os
 import re
 import shutil
+import types
 
 from setuptools import setup
 from setuptools.dist import Distribution
@@ -50,10 +50,13 @@ HEADERS = ("ft_weave.h", "ft_weave_python.h")
 
 def _native():
     """ft_weave/_native.py (standard library only), without importing the
-    package: its soname reader and SONAME."""
-    spec = importlib.util.spec_from_file_location("_ft_weave_native_for_build", os.path.join(HERE, "ft_weave", "_native.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    package or writing its bytecode into the source tree: its SONAME,
+    ABI_VERSION and ELF soname reader."""
+    path = os.path.join(HERE, "ft_weave", "_native.py")
+    module = types.ModuleType("_ft_weave_native_for_build")
+    module.__file__ = path
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), module.__dict__)
     return module
 
 
