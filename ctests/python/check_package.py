@@ -1,13 +1,20 @@
 """Imports an installed ft_weave (cmake --install or pip) and checks where the
 package and its library came from, then uses it.
 
-    check_package.py --package-dir DIR --library next-to-package|PATH
+    check_package.py --package-dir DIR --library next-to-package|bundled|PATH
+
+next-to-package: a link next to the package (cmake --install); bundled: the
+wheel's own copy, DIR/lib/libft_weave.so.1, with the headers and CMake files
+the package reports (get_include, get_library_dir, get_cmake_dir and
+python -m ft_weave) inside DIR too.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import threading
+import warnings
 
 
 def main():
@@ -32,6 +39,8 @@ def main():
         # A link to the installed library, not a second copy: one copy per process.
         if not os.path.islink(path):
             sys.exit("%s should be a symbolic link to the installed library" % path)
+    elif args.library == "bundled":
+        check_bundled(package_dir, path)
     elif os.path.realpath(path) != os.path.realpath(args.library):
         sys.exit("library %s, expected %s" % (path, args.library))
 
@@ -62,6 +71,48 @@ def main():
         sys.exit("unregister_native_destructor(1) should be False")
     print("ft_weave %s from %s, library %s (-> %s): ok"
           % (ft_weave.library_version(), loaded_from, path, os.path.realpath(path)))
+
+
+def check_bundled(package_dir, path):
+    import ft_weave
+
+    if "FT_WEAVE_LIBRARY" in os.environ:
+        sys.exit("FT_WEAVE_LIBRARY must not be set for this check")
+    expected = {
+        "library_path": os.path.join(package_dir, "lib", "libft_weave.so.1"),
+        "get_include": os.path.join(package_dir, "include"),
+        "get_library_dir": os.path.join(package_dir, "lib"),
+        "get_cmake_dir": os.path.join(package_dir, "cmake"),
+    }
+    got = {
+        "library_path": path,
+        "get_include": ft_weave.get_include(),
+        "get_library_dir": ft_weave.get_library_dir(),
+        "get_cmake_dir": ft_weave.get_cmake_dir(),
+    }
+    for name, want in expected.items():
+        if os.path.realpath(got[name]) != want:
+            sys.exit("%s() = %s, expected %s" % (name, got[name], want))
+    for name in ("ft_weave.h", "ft_weave_python.h"):
+        if not os.path.isfile(os.path.join(package_dir, "include", name)):
+            sys.exit("no %s in %s" % (name, expected["get_include"]))
+    for name in ("ft_weaveConfig.cmake", "ft_weaveConfigVersion.cmake"):
+        if not os.path.isfile(os.path.join(package_dir, "cmake", name)):
+            sys.exit("no %s in %s" % (name, expected["get_cmake_dir"]))
+    # python -m ft_weave prints the same directories.
+    out = subprocess.run(
+        [sys.executable, "-m", "ft_weave", "--include", "--libdir", "--cmakedir"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()
+    want = [expected["get_include"], expected["get_library_dir"], expected["get_cmake_dir"]]
+    if [os.path.realpath(p) for p in out] != want:
+        sys.exit("python -m ft_weave --include --libdir --cmakedir printed %s, expected %s" % (out, want))
+    # One copy, and no warning about another.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        copies = ft_weave.check_library_copies()
+    if [os.path.realpath(p) for p in copies] != [expected["library_path"]]:
+        sys.exit("check_library_copies() = %s" % copies)
 
 
 if __name__ == "__main__":

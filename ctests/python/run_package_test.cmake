@@ -1,13 +1,8 @@
-# CTest driver for the Python package's two installation routes.
+# CTest driver for the Python package's CMake installation route (the wheel's
+# is wheel_test.py).
 #   MODE=install: cmake --install BUILD_DIR to WORK_DIR/prefix, then import
 #     the installed package with PYTHONPATH only (FT_WEAVE_LIBRARY unset): it
 #     must find the library next to itself.
-#   MODE=pip: pip install --no-build-isolation --no-deps --no-index --target
-#     from a copy of SOURCE_DIR (setuptools writes build/ and *.egg-info next
-#     to pyproject.toml; the copy keeps them out of the source tree), then
-#     import it with FT_WEAVE_LIBRARY=LIBRARY. Prints "SKIP:" (the test is
-#     then reported as skipped) when no suitable Python was found at
-#     configure time.
 include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/FtWeaveRun.cmake")
 
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -27,18 +22,6 @@ if(MODE STREQUAL "install")
   endif()
   run(${CMAKE_COMMAND} -E env --unset=FT_WEAVE_LIBRARY "PYTHONPATH=${site}" PYTHONDONTWRITEBYTECODE=1
       "${PYTHON}" "${CHECK}" --package-dir "${site}/ft_weave" --library next-to-package)
-elseif(MODE STREQUAL "pip")
-  if(NOT PYTHON)
-    message("SKIP: no Python with pip, setuptools >= 61 and (for setuptools < 70.1) wheel was found at configure time")
-    return() # the test's SKIP_REGULAR_EXPRESSION matches "SKIP:"
-  endif()
-  file(COPY "${SOURCE_DIR}/" DESTINATION "${WORK_DIR}/src"
-       PATTERN "__pycache__" EXCLUDE PATTERN "build" EXCLUDE PATTERN "*.egg-info" EXCLUDE)
-  run(${CMAKE_COMMAND} -E env PIP_DISABLE_PIP_VERSION_CHECK=1
-      "${PYTHON}" -m pip install --no-build-isolation --no-deps --no-index
-      --target "${WORK_DIR}/target" "${WORK_DIR}/src")
-  run(${CMAKE_COMMAND} -E env "FT_WEAVE_LIBRARY=${LIBRARY}" "PYTHONPATH=${WORK_DIR}/target" PYTHONDONTWRITEBYTECODE=1
-      "${PYTHON}" "${CHECK}" --package-dir "${WORK_DIR}/target/ft_weave" --library "${LIBRARY}")
 else()
-  message(FATAL_ERROR "MODE must be install or pip")
+  message(FATAL_ERROR "MODE must be install")
 endif()

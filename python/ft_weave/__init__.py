@@ -7,15 +7,31 @@
   holding its C struct in ctypes memory.
 - ``park``, ``unpark``, ``unpark_all``: the parking lot on ctypes integers.
 - ``get_include()``, ``get_library_dir()``, ``get_cmake_dir()`` and
-  ``ft_weave.setup_helpers``: building C extensions against the library.
+  ``ft_weave.setup_helpers``: building C extensions against the library
+  (``python -m ft_weave --include | --libdir | --cmakedir`` prints them).
 
-The library is loaded on first use: from ``FT_WEAVE_LIBRARY``, next to this
-package, a source checkout's build tree, or the dynamic loader
-(``LibraryNotFoundError`` lists what was tried). See docs/python.md.
+The library is loaded on first use. A ``libft_weave.so.1`` already loaded in
+the process (an extension module linked it) is reused first, so that the
+process has one copy; otherwise from ``FT_WEAVE_LIBRARY``, next to this
+package (``ft_weave/lib/``, where a wheel bundles it), a source checkout's
+build tree, or the dynamic loader (``LibraryNotFoundError`` lists what was
+tried). ``library_path()`` names the file in use.
+
+One copy per process: when another file with the library's soname is mapped
+into the process (compared by device and inode, at load and on
+``check_library_copies()``), ``DuplicateLibraryWarning`` (a
+``RuntimeWarning``) names both paths; with ``FT_WEAVE_DUPLICATE=error`` it is
+``DuplicateLibraryError`` (an ``ImportError``) instead. See docs/python.md.
 """
 
 from . import weave
-from ._native import LibraryNotFoundError, library_path
+from ._native import (
+    DuplicateLibraryError,
+    DuplicateLibraryWarning,
+    LibraryNotFoundError,
+    check_library_copies,
+    library_path,
+)
 from ._paths import get_cmake_dir, get_include, get_library_dir
 from .locks import Event, Mutex, Once, RWMutex
 from .parking import PARK_AGAIN, PARK_INTR, PARK_OK, PARK_TIMEOUT, park, unpark, unpark_all
@@ -34,7 +50,10 @@ def library_version():
 
 
 __all__ = [
+    "DuplicateLibraryError",
+    "DuplicateLibraryWarning",
     "ENABLE_EXPERIMENTAL",
+    "check_library_copies",
     "get_cmake_dir",
     "get_include",
     "get_library_dir",

@@ -2,11 +2,16 @@
 
 The library is loaded on first use, not at import, so ``import ft_weave``
 always works and the error comes with the call that needed the library.
-Places, in order:
+
+One copy per process. Before any other place, the loader reuses a
+``libft_weave.so.<abi>`` that is already loaded in the process (an extension
+module linked it): ``dlopen`` by soname with ``RTLD_NOLOAD``, which finds a
+loaded library by its soname whatever its path. Otherwise, in order:
 
 1. ``FT_WEAVE_LIBRARY``: when set (non-empty), the only place tried, so that
    a wrong setting is an error instead of a silent fallback to another copy.
-2. Next to the package: ``ft_weave/libft_weave.so.<abi>`` and
+2. Next to the package: ``ft_weave/lib/libft_weave.so.<abi>`` (the copy a
+   wheel bundles), ``ft_weave/libft_weave.so.<abi>`` and
    ``ft_weave/libft_weave.so`` (where ``cmake --install`` puts a link).
 3. A source checkout's build trees, when the package is ``<root>/python/ft_weave``:
    ``<root>/build/default/lib`` and ``<root>/build/test/lib`` (the presets').
@@ -16,11 +21,21 @@ Places, in order:
 A candidate that loads but reports another ABI version is skipped. When
 nothing loads, :class:`LibraryNotFoundError` lists every candidate and why it
 failed.
+
+After loading, and whenever :func:`check_library_copies` is called, the files
+mapped into the process (``/proc/self/maps``) are compared by device and
+inode: two different files whose ELF soname is ``libft_weave.so.*`` are two
+copies of the library, each with its own parking lot, storage registry and
+.NET runtime. That is a :class:`DuplicateLibraryWarning`, or a
+:class:`DuplicateLibraryError` when ``FT_WEAVE_DUPLICATE=error``.
 """
 
 import ctypes
 import os
+import struct
+import sys
 import threading
+import warnings
 
 ABI_VERSION = 1
 SONAME = "libft_weave.so.%d" % ABI_VERSION
@@ -64,6 +79,32 @@ class LibraryNotFoundError(ImportError):
 
 
 LibraryNotFoundError.__module__ = "ft_weave"  # shown as ft_weave.LibraryNotFoundError
+
+
+class DuplicateLibraryWarning(RuntimeWarning):
+    """Two copies of libft_weave (different files) are loaded in this process.
+
+    Each copy has its own parking lot, storage registry and .NET runtime:
+    locks, ``weave_static_get`` values and thread-exit destructors are not
+    shared between code that uses one copy and code that uses the other.
+    ``paths``: the copies' files, the one this package uses first."""
+
+    def __init__(self, message, paths=()):
+        super().__init__(message)
+        self.paths = list(paths)
+
+
+class DuplicateLibraryError(ImportError):
+    """As :class:`DuplicateLibraryWarning`, raised instead of the warning when
+    the environment variable ``FT_WEAVE_DUPLICATE`` is ``error``."""
+
+    def __init__(self, message, paths=()):
+        super().__init__(message)
+        self.paths = list(paths)
+
+
+DuplicateLibraryWarning.__module__ = "ft_weave"
+DuplicateLibraryError.__module__ = "ft_weave"
 
 
 # --- C types (ft_weave.h) ---------------------------------------------------
@@ -142,15 +183,19 @@ def _package_dir():
 
 
 def candidates(environ=None, package_dir=None):
-    """The places tried, in order, as (description, path or soname) pairs."""
+    """The places tried, in order, as (description, path or soname) pairs
+    (after a copy already loaded in the process, which is always reused)."""
     environ = os.environ if environ is None else environ
     package_dir = _package_dir() if package_dir is None else package_dir
     explicit = environ.get("FT_WEAVE_LIBRARY", "")
     if explicit:
         return [("FT_WEAVE_LIBRARY=%s" % explicit, explicit)]
     found = []
-    for name in (SONAME, "libft_weave.so"):
-        path = os.path.join(package_dir, name)
+    for path in (
+        os.path.join(package_dir, "lib", SONAME),
+        os.path.join(package_dir, SONAME),
+        os.path.join(package_dir, "libft_weave.so"),
+    ):
         found.append((path, path))
     root = os.path.dirname(os.path.dirname(package_dir))
     if os.path.basename(os.path.dirname(package_dir)) == "python" and os.path.isfile(
@@ -163,6 +208,19 @@ def candidates(environ=None, package_dir=None):
     return found
 
 
+def _abi_problem(lib):
+    """None when `lib` is libft_weave of this ABI, else why not."""
+    try:
+        lib.weave_abi_version.restype = ctypes.c_int
+        lib.weave_abi_version.argtypes = []
+        abi = lib.weave_abi_version()
+    except AttributeError:
+        return "loaded, but it is not libft_weave (no weave_abi_version)"
+    if abi != ABI_VERSION:
+        return "loaded, but its ABI version is %d, not %d" % (abi, ABI_VERSION)
+    return None
+
+
 def _try(target):
     """(CDLL, None) or (None, reason)."""
     if os.sep in target and not os.path.exists(target):
@@ -171,15 +229,15 @@ def _try(target):
         lib = ctypes.CDLL(target)
     except OSError as e:
         return None, str(e)
-    try:
-        lib.weave_abi_version.restype = ctypes.c_int
-        lib.weave_abi_version.argtypes = []
-        abi = lib.weave_abi_version()
-    except AttributeError:
-        return None, "loaded, but it is not libft_weave (no weave_abi_version)"
-    if abi != ABI_VERSION:
-        return None, "loaded, but its ABI version is %d, not %d" % (abi, ABI_VERSION)
-    return lib, None
+    why = _abi_problem(lib)
+    return (None, why) if why else (lib, None)
+
+
+def _bind(lib):
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
 
 
 def load_from(places, env_set=False):
@@ -188,13 +246,187 @@ def load_from(places, env_set=False):
     for where, target in places:
         lib, why = _try(target)
         if lib is not None:
-            for name, (restype, argtypes) in _PROTOTYPES.items():
-                fn = getattr(lib, name)
-                fn.restype = restype
-                fn.argtypes = argtypes
+            _bind(lib)
             return lib, target
         attempts.append((where, why))
     raise LibraryNotFoundError(attempts, env_set)
+
+
+def loaded_copy():
+    """The ``libft_weave.so.<abi>`` already loaded in this process (by an
+    extension module that links it, or any earlier dlopen), or None: dlopen
+    by soname with RTLD_NOLOAD, which matches a loaded library's soname
+    whatever file it came from, and never loads anything."""
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return None
+    try:
+        lib = ctypes.CDLL(SONAME, mode=noload)
+    except OSError:
+        return None
+    return None if _abi_problem(lib) else lib
+
+
+# --- what is mapped into the process ---------------------------------------
+
+
+def _mapped_files():
+    """[(start, end, key, path)] for every file mapping of this process, where
+    key = (device, inode) as /proc/self/maps gives them; [] without procfs."""
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.readlines()
+    except OSError:
+        return []
+    files = []
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) < 6 or parts[4] == "0" or not parts[5].startswith("/"):
+            continue
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        files.append((start, end, (parts[3], int(parts[4])), parts[5].rstrip("\n")))
+    return files
+
+
+def _mapping_at(address, files):
+    """(key, path) of the file mapped at `address`, or None."""
+    for start, end, key, path in files:
+        if start <= address < end:
+            return key, path
+    return None
+
+
+def _read_soname(path):
+    """DT_SONAME of the ELF shared object at `path`, or None (not ELF, no
+    soname, unreadable)."""
+    if path.endswith(" (deleted)"):
+        path = path[: -len(" (deleted)")]
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+                return None
+            end = "<" if ident[5] == 1 else ">"
+            if ident[4] == 2:
+                e_type, phoff, phentsize, phnum = _unpack(end + "H14xQ14xHH", ident, 16)
+                phdr, dyn = end + "IIQQQQ", end + "qQ"
+            else:
+                e_type, phoff, phentsize, phnum = _unpack(end + "H10xI10xHH", ident, 16)
+                phdr, dyn = end + "IIIII", end + "iI"
+            if e_type != 3 or phnum == 0:  # ET_DYN
+                return None
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            loads, dynamic = [], None
+            for i in range(phnum):
+                if ident[4] == 2:
+                    p_type, _flags, offset, vaddr, _paddr, filesz = _unpack(phdr, table, i * phentsize)
+                else:
+                    p_type, offset, vaddr, _paddr, filesz = _unpack(phdr, table, i * phentsize)
+                if p_type == 1:  # PT_LOAD
+                    loads.append((vaddr, offset, filesz))
+                elif p_type == 2:  # PT_DYNAMIC
+                    dynamic = (offset, filesz)
+            if dynamic is None:
+                return None
+            f.seek(dynamic[0])
+            data = f.read(min(dynamic[1], 1 << 16))
+            size = struct.calcsize(dyn)
+            strtab = soname = None
+            for i in range(len(data) // size):
+                tag, value = _unpack(dyn, data, i * size)
+                if tag == 0:  # DT_NULL
+                    break
+                if tag == 5:  # DT_STRTAB (an address)
+                    strtab = value
+                elif tag == 14:  # DT_SONAME (an offset into the string table)
+                    soname = value
+            if strtab is None or soname is None:
+                return None
+            for vaddr, offset, filesz in loads:
+                if vaddr <= strtab < vaddr + filesz:
+                    f.seek(offset + (strtab - vaddr) + soname)
+                    name = f.read(256).split(b"\0", 1)[0]
+                    return name.decode("utf-8", "replace")
+            return None
+    except (OSError, struct.error):
+        return None
+
+
+def _unpack(fmt, data, offset):
+    return struct.unpack_from(fmt, data, offset)
+
+
+_soname_cache = {}  # (device, inode) -> soname or None
+
+
+def _copies(files):
+    """{key: path} of every mapped file whose soname is libft_weave.so.*, in
+    mapping order (one entry per file, compared by device and inode)."""
+    copies = {}
+    for start, end, key, path in files:
+        if key in copies:
+            continue
+        if key not in _soname_cache:
+            _soname_cache[key] = _read_soname(path)
+        soname = _soname_cache[key]
+        if soname is not None and soname.startswith("libft_weave.so"):
+            copies[key] = path
+    return copies
+
+
+def _caller_stacklevel():
+    """The stacklevel, for a warnings.warn() in this function's caller, of
+    the first frame outside this package (so the warning names user code)."""
+    frame = sys._getframe(2)
+    level = 2
+    package = _package_dir()
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _duplicate_mode():
+    return os.environ.get("FT_WEAVE_DUPLICATE", "").strip().lower()
+
+
+def _check_copies(own_key, own_path, files):
+    """Warns (DuplicateLibraryWarning) or raises (DuplicateLibraryError,
+    FT_WEAVE_DUPLICATE=error) when another copy than ours is mapped; returns
+    the paths of every copy, ours first."""
+    copies = _copies(files)
+    others = [path for key, path in copies.items() if key != own_key]
+    paths = [own_path] + others
+    if not others:
+        return paths
+    message = (
+        "ft_weave: %d copies of libft_weave are loaded in this process: %s (used by the ft_weave "
+        "package), and %s. Each copy has its own parking lot, storage registry and .NET runtime: "
+        "locks, weave_static_get/weave_tls_get values and thread-exit destructors are not shared "
+        "between code using different copies. Build extensions against the package's copy "
+        "(ft_weave.setup_helpers, or find_package(ft_weave) with ft_weave_DIR=ft_weave.get_cmake_dir()) "
+        "and import them in any order: ft_weave reuses a copy that is already loaded."
+        % (len(paths), own_path, ", ".join(others))
+    )
+    if _duplicate_mode() == "error":
+        raise DuplicateLibraryError(message + " (FT_WEAVE_DUPLICATE=error)", paths)
+    warnings.warn(
+        DuplicateLibraryWarning(message + " Set FT_WEAVE_DUPLICATE=error to make this an error.", paths),
+        stacklevel=_caller_stacklevel(),
+    )
+    return paths
+
+
+def _same_file(path, key, mapped_path):
+    if os.path.realpath(path) == mapped_path:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    major, minor = (int(x, 16) for x in key[0].split(":"))
+    return st.st_ino == key[1] and st.st_dev == os.makedev(major, minor)
 
 
 def lib():
@@ -204,13 +436,52 @@ def lib():
         return _lib
     with _lock:
         if _lib is None:
-            loaded, path = load_from(candidates(), bool(os.environ.get("FT_WEAVE_LIBRARY")))
-            if os.sep in path:
-                path = os.path.abspath(path)
-            _path = path
+            explicit = os.environ.get("FT_WEAVE_LIBRARY", "")
+            loaded = loaded_copy()
+            reused = loaded is not None
+            if reused:
+                _bind(loaded)
+                path = SONAME
+            else:
+                loaded, path = load_from(candidates(), bool(explicit))
+                if os.sep in path:
+                    path = os.path.abspath(path)
+            files = _mapped_files()
+            mapped = _mapping_at(ctypes.cast(loaded.weave_abi_version, ctypes.c_void_p).value, files)
+            key = None
+            if mapped is not None:
+                key = mapped[0]
+                if os.sep not in path:  # reused, or found by the dynamic loader: the real file
+                    path = mapped[1]
+            if reused and explicit and mapped is not None and not _same_file(explicit, key, mapped[1]):
+                warnings.warn(
+                    "ft_weave: FT_WEAVE_LIBRARY=%s is not loaded: this process already has %s loaded "
+                    "from %s (an extension module linked it), and ft_weave uses that copy "
+                    "(one copy per process)" % (explicit, SONAME, path),
+                    RuntimeWarning,
+                    stacklevel=_caller_stacklevel(),
+                )
+            if key is not None:
+                _check_copies(key, path, files)
             _tell_python_api(loaded)
+            _path = path
             _lib = loaded
     return _lib
+
+
+def check_library_copies():
+    """Loads the library if needed, then compares every file mapped into the
+    process: another copy of libft_weave than the one this package uses is a
+    DuplicateLibraryWarning (DuplicateLibraryError when
+    FT_WEAVE_DUPLICATE=error). Returns the copies' paths, this package's first.
+    Call it after loading extension modules (or code that dlopens the library)
+    to check that they share the package's copy."""
+    lib()
+    files = _mapped_files()
+    mapped = _mapping_at(ctypes.cast(_lib.weave_abi_version, ctypes.c_void_p).value, files)
+    if mapped is None:  # no /proc: nothing to compare
+        return [_path]
+    return _check_copies(mapped[0], _path, files)
 
 
 def _tell_python_api(loaded):
@@ -244,7 +515,10 @@ def _tell_python_api(loaded):
 
 
 def library_path():
-    """The path (or soname, when the dynamic loader found it) of the loaded library."""
+    """The loaded library's path: the file this package loaded (FT_WEAVE_LIBRARY,
+    a place next to the package or in a checkout, as named there), or the
+    real file of a copy that was already loaded in the process or that the
+    dynamic loader found."""
     lib()
     return _path
 

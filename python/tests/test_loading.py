@@ -104,6 +104,7 @@ class TestLoadingFailures(unittest.TestCase):
             self.assertEqual(
                 targets,
                 [
+                    os.path.join(package_dir, "lib", "libft_weave.so.1"),
                     os.path.join(package_dir, "libft_weave.so.1"),
                     os.path.join(package_dir, "libft_weave.so"),
                     os.path.join(root, "build", "default", "lib", "libft_weave.so.1"),
@@ -120,14 +121,14 @@ class TestLoadingFailures(unittest.TestCase):
             self.assertIn("%s: no such file" % target, message)
         self.assertIn("libft_weave_absent.so.1 via the loader: ", message)
         self.assertIn("Set FT_WEAVE_LIBRARY", message)
-        self.assertEqual(len(caught.exception.attempts), 5)
+        self.assertEqual(len(caught.exception.attempts), 6)
         self.assertIsInstance(caught.exception, ImportError)
 
     def test_outside_a_checkout_no_build_tree(self):
         with tempfile.TemporaryDirectory() as tmp:
             package_dir = os.path.join(tmp, "site", "ft_weave")
             places = _native.candidates(environ={"FT_WEAVE_LIBRARY": ""}, package_dir=package_dir)
-        self.assertEqual(len(places), 3)
+        self.assertEqual(len(places), 4)
         self.assertFalse(any("build" in target for _, target in places))
 
     def test_found_next_to_the_package(self):
@@ -152,6 +153,84 @@ class TestLoadingFailures(unittest.TestCase):
         lines = proc.stdout.splitlines()
         self.assertEqual(lines[0], os.path.join(site, "ft_weave", "__init__.py"))
         self.assertEqual(lines[1], os.path.join(site, "ft_weave", "libft_weave.so.1"))
+
+
+class TestOneCopy(unittest.TestCase):
+    """The loader reuses a copy already in the process and reports a second
+    one (the wheel tests under CTest do the same with extension modules)."""
+
+    def test_soname_reader(self):
+        library = os.environ["FT_WEAVE_LIBRARY"]
+        self.assertEqual(_native._read_soname(library), _native.SONAME)
+        # A MODULE library has no soname; other files are not ELF or cut short.
+        self.assertIsNone(_native._read_soname(os.environ["FT_WEAVE_TEST_HELPER"]))
+        with tempfile.TemporaryDirectory() as tmp:
+            text = os.path.join(tmp, "text")
+            with open(text, "w") as f:
+                f.write("not ELF\n")
+            cut = os.path.join(tmp, "cut.so")
+            with open(library, "rb") as src, open(cut, "wb") as dst:
+                dst.write(src.read(100))
+            for path in (text, cut, os.path.join(tmp, "missing.so")):
+                self.assertIsNone(_native._read_soname(path), path)
+
+    def test_copy_loaded_first_is_reused(self):
+        library = os.path.realpath(os.environ["FT_WEAVE_LIBRARY"])
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = os.path.join(tmp, "elsewhere", "libft_weave.so.1")
+            os.makedirs(os.path.dirname(copy))
+            shutil.copyfile(library, copy)
+            proc = run_python(
+                """
+                import ctypes, sys, warnings
+                ctypes.CDLL(sys.argv[1])
+                import ft_weave
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    ft_weave.Mutex()
+                print(ft_weave.library_path())
+                print(ft_weave.check_library_copies())
+                for w in caught:
+                    print(w.category.__name__, w.message)
+                """.replace("sys.argv[1]", repr(copy)),
+                {"FT_WEAVE_LIBRARY": library},
+            )
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        lines = proc.stdout.splitlines()
+        self.assertEqual(lines[0], copy)
+        self.assertEqual(lines[1], repr([copy]))
+        # FT_WEAVE_LIBRARY names another file: said, not loaded.
+        self.assertEqual(len(lines), 3, proc.stdout)
+        self.assertTrue(lines[2].startswith("RuntimeWarning ft_weave: FT_WEAVE_LIBRARY=%s is not loaded" % library), lines[2])
+
+    def test_second_copy_warning_and_error(self):
+        library = os.path.realpath(os.environ["FT_WEAVE_LIBRARY"])
+        code = """
+            import ctypes, warnings
+            import ft_weave
+            ft_weave.Mutex()
+            ctypes.CDLL(%r)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    ft_weave.check_library_copies()
+                except ft_weave.DuplicateLibraryError as e:
+                    assert isinstance(e, ImportError)
+                    print("error", e.paths)
+            for w in caught:
+                assert issubclass(w.category, RuntimeWarning)
+                print(w.category.__name__, w.message.paths)
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = os.path.join(tmp, "libft_weave.so.1")
+            shutil.copyfile(library, copy)
+            warned = run_python(code % copy, {"FT_WEAVE_DUPLICATE": None})
+            failed = run_python(code % copy, {"FT_WEAVE_DUPLICATE": "error"})
+        paths = repr([library, copy])
+        self.assertEqual(warned.returncode, 0, warned.stderr)
+        self.assertEqual(warned.stdout.splitlines(), ["DuplicateLibraryWarning " + paths])
+        self.assertEqual(failed.returncode, 0, failed.stderr)
+        self.assertEqual(failed.stdout.splitlines(), ["error " + paths])
 
 
 if __name__ == "__main__":
