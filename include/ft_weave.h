@@ -219,24 +219,30 @@ WEAVE_API void register_wvls_destructor(void **wvls_variable_ptr, wvls_destructo
 /* As weave_unregister_destructor, but 0 for NULL (ft_utils has no error value). */
 WEAVE_API int unregister_wvls_destructor(void **wvls_variable_ptr);
 
-/* ft_utils' header-only helpers. Unlike ft_utils these call the library
- * directly and need neither Python nor the GIL. Return 0 on success, 1 on
- * failure (weave_last_error() says why). */
-static inline int _py_register_wvls_destructor(void **wvls_var, wvls_destructor_t wvls_destructor) {
-  return weave_register_destructor(wvls_var, wvls_destructor) == 0 ? 0 : 1;
-}
+/* ft_utils' helpers, for code ported from ft_utils. Unlike ft_utils they
+ * call the library directly: no import of ft_utils.weave, and usable without
+ * Python or the GIL. Return 0 on success, 1 on failure (weave_last_error()
+ * says why). As in ft_utils, a failure also sets a Python exception when the
+ * calling thread has an attached CPython thread state, so that the ported
+ * pattern
+ *     if (_py_register_wvls_destructor(&var, destructor)) return NULL;
+ * returns NULL with an exception set: ValueError for WEAVE_E_INVALID (a NULL
+ * var or destructor), MemoryError for WEAVE_E_NOMEM, RuntimeError otherwise,
+ * with the message "<function name>: <weave_last_error()>" (the types of the
+ * Python package's ft_weave.weave functions). The library sets it through
+ * the CPython it found when it was loaded (the python executable, or a
+ * libpython the program or an earlier library linked; see
+ * weave_python_api_t), never by linking libpython, so this header does not
+ * depend on Python. Without an attached thread state (a native thread,
+ * before Py_Initialize, after finalization), or with a CPython loaded only
+ * later by dlopen, nothing is set and Python is not touched. Exported
+ * functions (earlier headers had static inline copies, which set no
+ * exception; code compiled against them keeps that behaviour). */
+WEAVE_API int _py_register_wvls_destructor(void **wvls_var, wvls_destructor_t wvls_destructor);
 
-/* Sets *unregistered (if not NULL) to 1 if a registration was removed, else 0. */
-static inline int _py_unregister_wvls_destructor(void **wvls_var, int *unregistered) {
-  int removed = weave_unregister_destructor(wvls_var);
-  if (removed < 0) {
-    return 1;
-  }
-  if (unregistered != NULL) {
-    *unregistered = removed;
-  }
-  return 0;
-}
+/* Sets *unregistered (if not NULL) to 1 if a registration was removed, else
+ * 0. Failure (a NULL var): 1, with the exception as above. */
+WEAVE_API int _py_unregister_wvls_destructor(void **wvls_var, int *unregistered);
 
 /* pthread keys under ft_utils' names. Each returns 0 or an errno value
  * (EINVAL for a NULL pointer); unlike ft_utils, key 0 is a valid key. Key

@@ -10,6 +10,7 @@ the extension module ftw_sections_ext (ctests/python/sections_ext.c) on
 PYTHONPATH.
 """
 
+import ctypes
 import sys
 import unittest
 
@@ -62,6 +63,24 @@ class PortedRegisterTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertTrue(exc_is_value)
         self.assertEqual(exc_text, "_py_register_wvls_destructor: " + error)
+
+    def test_exported_helper_through_ctypes(self):
+        # The exported symbol (for FFIs) behaves the same. The library is
+        # already loaded by the extension module: its soname finds that copy.
+        # ctypes.PyDLL keeps the thread state attached during the call and
+        # raises the exception the function set.
+        def helper(loader):
+            f = loader("libft_weave.so.1")._py_register_wvls_destructor
+            f.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            f.restype = ctypes.c_int
+            return f
+
+        with self.assertRaises(ValueError) as caught:
+            helper(ctypes.PyDLL)(None, None)
+        self.assertEqual(str(caught.exception), "_py_register_wvls_destructor: " + ext.last_error())
+        # ctypes.CDLL detaches the thread state around the call: 1, nothing set.
+        self.assertEqual(helper(ctypes.CDLL)(None, None), 1)
+        self.assertIn("var is NULL", ext.last_error())
 
     @unittest.skipUnless(hasattr(sys, "_is_gil_enabled"), "no free-threaded build before 3.13")
     def test_module_keeps_the_gil_off(self):
