@@ -8,7 +8,7 @@
  *   - set a ValueError "<function>: <weave_last_error()>" on a failure while
  *     the calling thread has an attached thread state (the ft_utils pattern
  *     `if (_py_register_wvls_destructor(...)) return NULL;` relies on it);
- *   - return 0 and set nothing on success;
+ *   - return 0 and set nothing on success (an exception already set stays);
  *   - return 1 and set nothing on a native thread without a thread state,
  *     and set the exception on one attached through weave_py_enter.
  * alarm(60) bounds the program. */
@@ -94,6 +94,12 @@ int main(void) {
   CHECK(PyErr_Occurred() == NULL);
   CHECK(_py_unregister_wvls_destructor(&t_slot, &removed) == 0 && removed == 1);
   CHECK(PyErr_Occurred() == NULL);
+  /* Success leaves an exception that was already set alone. */
+  PyErr_SetString(PyExc_KeyError, "set before");
+  CHECK(_py_register_wvls_destructor(&t_slot, nothing) == 0);
+  CHECK(PyErr_ExceptionMatches(PyExc_KeyError));
+  PyErr_Clear();
+  CHECK(_py_unregister_wvls_destructor(&t_slot, &removed) == 0 && removed == 1);
 
   /* Native threads, with the main thread detached meanwhile. */
   main_state = PyEval_SaveThread();
