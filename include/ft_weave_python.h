@@ -32,6 +32,9 @@
  *                      first use); nestable. 0, or -1 (nothing attached).
  *   weave_py_exit()    undo one weave_py_enter; the outermost detaches.
  *   weave_py_release() destroy this thread's pinned state now.
+ *   weave_py_tell_library()
+ *                      hand this CPython to the library (done by the first
+ *                      weave_py_enter; for programs that load libpython late).
  *   weave_py_thread_states_created() / _destroyed() / _abandoned()
  *                      process-wide counters, for tests and monitoring.
  *   weave_py_call_suspended(callable, args, kwargs)
@@ -60,9 +63,11 @@
  *   of ft_weave.h section 2. A thread that exits while attached (depth > 0)
  *   detaches first.
  * - The first weave_py_enter of the process also hands this CPython's
- *   thread-state functions to ft_weave (weave_set_python_api), so that its
- *   waits with detach release the thread state even when libpython was
- *   loaded after libft_weave.so or with RTLD_LOCAL.
+ *   thread-state and error functions to ft_weave (weave_py_tell_library:
+ *   weave_set_python_api, weave_set_python_errors), so that its waits with
+ *   detach release the thread state, and the ft_utils helpers set
+ *   exceptions, even when libpython was loaded after libft_weave.so or with
+ *   RTLD_LOCAL.
  * - Finalization: the first weave_py_enter registers, through Python's atexit
  *   module, a C callback that runs at the start of Py_FinalizeEx (after
  *   threading's shutdown, before the runtime starts tearing down). It takes
@@ -197,13 +202,20 @@ static inline void weave_py__thread_exit(void *value) {
   weave_py__destroy((weave_py_thread_t *)value);
 }
 
-/* Hands this CPython's thread-state functions to the library, so that its
- * waits detach from this interpreter even when the library could not find
- * it by itself at load time (libpython loaded after it, or RTLD_LOCAL). The
- * library never searches for CPython from a waiting path. The casts go
- * through void (*)(void), which -Wcast-function-type accepts. */
-static inline void weave_py__tell_library(void) {
+/* Hands this CPython's thread-state functions (weave_set_python_api) and
+ * error functions (weave_set_python_errors) to the library, so that its
+ * waits detach from this interpreter and the ft_utils helpers
+ * (_py_register_wvls_destructor) set exceptions, even when the library could
+ * not find CPython by itself at load time (libpython loaded after it, or
+ * with RTLD_LOCAL). The library never searches for CPython after its load.
+ * The first weave_py_enter of the process does it; an embedding program
+ * that loads libpython with dlopen and calls Python only on threads of its
+ * own calls it once after Py_Initialize. Harmless to repeat (the first set
+ * is kept); does not block and needs no thread state. The casts go through
+ * void (*)(void), which -Wcast-function-type accepts. */
+static inline void weave_py_tell_library(void) {
   weave_python_api_t api;
+  weave_python_errors_t errors;
 #if PY_VERSION_HEX >= 0x030D0000
   api.thread_state_get = (void *(*)(void))(void (*)(void))PyThreadState_GetUnchecked;
   api.gil_state_check = NULL;
@@ -215,12 +227,17 @@ static inline void weave_py__tell_library(void) {
   api.restore_thread = (void (*)(void *))(void (*)(void))PyEval_RestoreThread;
   api.make_pending_calls = Py_MakePendingCalls;
   (void)weave_set_python_api(&api);
+  errors.set_string = (void (*)(void *, const char *))(void (*)(void))PyErr_SetString;
+  errors.value_error = PyExc_ValueError;
+  errors.memory_error = PyExc_MemoryError;
+  errors.runtime_error = PyExc_RuntimeError;
+  (void)weave_set_python_errors(&errors);
 }
 
 static inline int weave_py__process_init(void *storage, void *arg) {
   (void)storage;
   (void)arg;
-  weave_py__tell_library();
+  weave_py_tell_library();
   return weave_tls_set_destructor(WEAVE_PY_THREAD_KEY, weave_py__thread_exit) == 0 ? 0 : -1;
 }
 

@@ -7,6 +7,9 @@
 #       carrying weave_last_error(); success sets nothing; native threads.
 #   python_ported_embed:<tag>     the same in a program that embeds CPython
 #       (library loaded before the interpreter is initialized).
+#   python_ported_dlopen:<tag>    a program linked with the library only that
+#       loads libpython later with dlopen(RTLD_LOCAL): exceptions once the
+#       error functions are handed over (weave_set_python_errors).
 #   python_section_suspend:<tag>  a section calling back into Python that
 #       waits on a threading.Lock held by a thread entering the same section:
 #       deadlocks without the helpers (timed control), completes with them.
@@ -31,7 +34,12 @@ foreach(_id IN LISTS FTW_PYTHON_IDS)
     target_link_libraries(python_ported_embed_${_id} PRIVATE ft_weave::ft_weave ftw_python_embed_${_id} Threads::Threads)
     target_compile_options(python_ported_embed_${_id} PRIVATE ${FTW_WARNINGS})
     add_test(NAME python_ported_embed:${_tag} COMMAND python_ported_embed_${_id})
-    set_tests_properties(python_ported_embed:${_tag} PROPERTIES
+    # Linked with libft_weave only; libpython comes later, by dlopen(RTLD_LOCAL).
+    add_executable(python_ported_dlopen_${_id} ported_dlopen.c)
+    target_link_libraries(python_ported_dlopen_${_id} PRIVATE ft_weave::ft_weave ${CMAKE_DL_LIBS} Threads::Threads)
+    target_compile_options(python_ported_dlopen_${_id} PRIVATE ${FTW_WARNINGS})
+    add_test(NAME python_ported_dlopen:${_tag} COMMAND python_ported_dlopen_${_id} "${FTW_PY_${_id}_LIBPYTHON}")
+    set_tests_properties(python_ported_embed:${_tag} python_ported_dlopen:${_tag} PROPERTIES
       TIMEOUT 120 ENVIRONMENT "PYTHONHOME=${FTW_PY_${_id}_HOME}")
   endif()
 endforeach()

@@ -45,6 +45,14 @@ struct ftw_python_errors {
 
 static struct ftw_python_errors errors; /* all NULL unless every one was found */
 
+/* Handed over with weave_set_python_errors when the probe found nothing:
+ * the objects themselves. handed_state: 0 none, 1 being stored, 2 ready. */
+static struct {
+  void *set_string;
+  void *types[3]; /* ValueError, MemoryError, RuntimeError */
+} handed;
+static int handed_state;
+
 __attribute__((constructor)) static void ftw_python_probe(void) {
   struct ftw_python_symbols s = {0};
   s.thread_state_get = dlsym(RTLD_DEFAULT, "PyThreadState_GetUnchecked");
@@ -90,16 +98,44 @@ int ftw_python_raise(int kind, const char *what, const char *detail) {
     void (*fn)(void *type, const char *message);
   } set_string; /* dlsym's void * to the function it names (C11 union punning) */
   char message[512];
-  void **type;
-  if (errors.set_string == NULL) {
+  void *type;
+  if (kind < 0 || kind > 2) {
+    kind = 2;
+  }
+  if (errors.set_string != NULL) {
+    void **variable = kind == 0 ? errors.value_error : kind == 1 ? errors.memory_error : errors.runtime_error;
+    set_string.object = errors.set_string;
+    type = *variable;
+  } else if (__atomic_load_n(&handed_state, __ATOMIC_ACQUIRE) == 2) {
+    /* Acquire: pairs with the release in ftw_python_set_errors. */
+    set_string.object = handed.set_string;
+    type = handed.types[kind];
+  } else {
     return 0;
   }
-  type = kind == 0 ? errors.value_error : kind == 1 ? errors.memory_error : errors.runtime_error;
-  if (*type == NULL) {
+  if (type == NULL) {
     return 0;
   }
   snprintf(message, sizeof message, "%s: %s", what, detail);
-  set_string.object = errors.set_string;
-  set_string.fn(*type, message);
+  set_string.fn(type, message);
   return 1;
+}
+
+/* weave_set_python_errors (the caller checked for NULL members): the first
+ * complete set is kept; the load-time probe's, if it found one, wins. */
+void ftw_python_set_errors(void *set_string, void *value_error, void *memory_error, void *runtime_error) {
+  int expected = 0;
+  if (errors.set_string != NULL) {
+    return;
+  }
+  /* One storer; readers look only once the state is 2. */
+  if (!__atomic_compare_exchange_n(&handed_state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    return;
+  }
+  handed.set_string = set_string;
+  handed.types[0] = value_error;
+  handed.types[1] = memory_error;
+  handed.types[2] = runtime_error;
+  /* Release: the fields above are visible to whoever reads 2. */
+  __atomic_store_n(&handed_state, 2, __ATOMIC_RELEASE);
 }

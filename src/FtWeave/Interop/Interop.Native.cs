@@ -56,6 +56,14 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "ftw_python_raise")]
     internal static partial int PythonRaise(int kind, byte* what, byte* detail);
 
+    /// <summary>
+    /// weave_set_python_errors: keeps the handed-over error functions unless
+    /// the load-time probe found them or a set was handed over before. Never blocks.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_python_set_errors")]
+    [SuppressGCTransition]
+    internal static partial void PythonSetErrors(void* setString, void* valueError, void* memoryError, void* runtimeError);
+
     /// <summary>src/native/python_probe.c's struct; same layout as weave_python_api_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct PythonApi
