@@ -237,9 +237,9 @@ WEAVE_API int unregister_wvls_destructor(void **wvls_variable_ptr);
  * weave_set_python_errors (section 3). Without an attached thread state (a
  * native thread, before Py_Initialize, after finalization), or with a
  * CPython the library does not know, nothing is set and Python is not
- * touched. Exported
- * functions (earlier headers had static inline copies, which set no
- * exception; code compiled against them keeps that behaviour). */
+ * touched. Exported functions (earlier headers had static inline copies,
+ * which set no exception; code compiled against them keeps that
+ * behaviour). */
 WEAVE_API int _py_register_wvls_destructor(void **wvls_var, wvls_destructor_t wvls_destructor);
 
 /* Sets *unregistered (if not NULL) to 1 if a registration was removed, else
