@@ -219,24 +219,32 @@ WEAVE_API void register_wvls_destructor(void **wvls_variable_ptr, wvls_destructo
 /* As weave_unregister_destructor, but 0 for NULL (ft_utils has no error value). */
 WEAVE_API int unregister_wvls_destructor(void **wvls_variable_ptr);
 
-/* ft_utils' header-only helpers. Unlike ft_utils these call the library
- * directly and need neither Python nor the GIL. Return 0 on success, 1 on
- * failure (weave_last_error() says why). */
-static inline int _py_register_wvls_destructor(void **wvls_var, wvls_destructor_t wvls_destructor) {
-  return weave_register_destructor(wvls_var, wvls_destructor) == 0 ? 0 : 1;
-}
+/* ft_utils' helpers, for code ported from ft_utils. Unlike ft_utils they
+ * call the library directly: no import of ft_utils.weave, and usable without
+ * Python or the GIL. Return 0 on success, 1 on failure (weave_last_error()
+ * says why). As in ft_utils, a failure also sets a Python exception when the
+ * calling thread has an attached CPython thread state, so that the ported
+ * pattern
+ *     if (_py_register_wvls_destructor(&var, destructor)) return NULL;
+ * returns NULL with an exception set: ValueError for WEAVE_E_INVALID (a NULL
+ * var or destructor), MemoryError for WEAVE_E_NOMEM, RuntimeError otherwise,
+ * with the message "<function name>: <weave_last_error()>" (the types of the
+ * Python package's ft_weave.weave functions). The library sets it through
+ * the CPython it found when it was loaded (the python executable, or a
+ * libpython the program or an earlier library linked; see
+ * weave_python_api_t), never by linking libpython, so this header does not
+ * depend on Python; a CPython loaded later is handed over with
+ * weave_set_python_errors (section 3). Without an attached thread state (a
+ * native thread, before Py_Initialize, after finalization), or with a
+ * CPython the library does not know, nothing is set and Python is not
+ * touched. Exported functions (earlier headers had static inline copies,
+ * which set no exception; code compiled against them keeps that
+ * behaviour). */
+WEAVE_API int _py_register_wvls_destructor(void **wvls_var, wvls_destructor_t wvls_destructor);
 
-/* Sets *unregistered (if not NULL) to 1 if a registration was removed, else 0. */
-static inline int _py_unregister_wvls_destructor(void **wvls_var, int *unregistered) {
-  int removed = weave_unregister_destructor(wvls_var);
-  if (removed < 0) {
-    return 1;
-  }
-  if (unregistered != NULL) {
-    *unregistered = removed;
-  }
-  return 0;
-}
+/* Sets *unregistered (if not NULL) to 1 if a registration was removed, else
+ * 0. Failure (a NULL var): 1, with the exception as above. */
+WEAVE_API int _py_unregister_wvls_destructor(void **wvls_var, int *unregistered);
 
 /* pthread keys under ft_utils' names. Each returns 0 or an errno value
  * (EINVAL for a NULL pointer); unlike ft_utils, key 0 is a valid key. Key
@@ -342,6 +350,28 @@ typedef struct weave_python_api {
  * Returns 0, or WEAVE_E_INVALID when api or one of its functions other than
  * gil_state_check is NULL (nothing stored). Does not block. */
 WEAVE_API int weave_set_python_api(const weave_python_api_t *api);
+
+/* CPython's error functions, with which _py_register_wvls_destructor and
+ * _py_unregister_wvls_destructor (section 2) set their exceptions. Found at
+ * load time with the functions above; a program that loads CPython after
+ * the library or privately hands them over here, as it hands over
+ * weave_python_api_t (ft_weave_python.h's weave_py_enter and
+ * weave_py_tell_library, and the ctypes package, do both). Types are written
+ * without Python.h: cast. The exception types are the objects themselves
+ * (the values of CPython's PyExc_* variables). */
+typedef struct weave_python_errors {
+  void (*set_string)(void *type, const char *message); /* PyErr_SetString    */
+  void *value_error;                                   /* PyExc_ValueError   */
+  void *memory_error;                                  /* PyExc_MemoryError  */
+  void *runtime_error;                                 /* PyExc_RuntimeError */
+} weave_python_errors_t;
+
+/* Tells the library CPython's error functions. As for weave_set_python_api,
+ * the first complete set found at load time or handed over is kept for the
+ * life of the process; later calls change nothing. Returns 0, or
+ * WEAVE_E_INVALID when errors or one of its members is NULL (nothing
+ * stored). Does not block. */
+WEAVE_API int weave_set_python_errors(const weave_python_errors_t *errors);
 
 /* ======================================================================
  * 4. Locks

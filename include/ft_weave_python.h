@@ -32,8 +32,19 @@
  *                      first use); nestable. 0, or -1 (nothing attached).
  *   weave_py_exit()    undo one weave_py_enter; the outermost detaches.
  *   weave_py_release() destroy this thread's pinned state now.
+ *   weave_py_tell_library()
+ *                      hand this CPython to the library (done by the first
+ *                      weave_py_enter; for programs that load libpython late).
  *   weave_py_thread_states_created() / _destroyed() / _abandoned()
  *                      process-wide counters, for tests and monitoring.
+ *   weave_py_call_suspended(callable, args, kwargs)
+ *                      PyObject_Call with the thread's ft_weave critical
+ *                      sections suspended during the call.
+ *   WEAVE_PY_BEGIN/END_SUSPEND_SECTIONS, WEAVE_PY_BEGIN/END_ALLOW_THREADS
+ *                      the same around a block; the second pair also
+ *                      releases the thread state. See "Critical sections
+ *                      around calls into Python" below: a section is not
+ *                      suspended when its thread blocks in Python code.
  *
  * Rules
  * - For native threads only. A thread that already has a thread state of
@@ -52,9 +63,11 @@
  *   of ft_weave.h section 2. A thread that exits while attached (depth > 0)
  *   detaches first.
  * - The first weave_py_enter of the process also hands this CPython's
- *   thread-state functions to ft_weave (weave_set_python_api), so that its
- *   waits with detach release the thread state even when libpython was
- *   loaded after libft_weave.so or with RTLD_LOCAL.
+ *   thread-state and error functions to ft_weave (weave_py_tell_library:
+ *   weave_set_python_api, weave_set_python_errors), so that its waits with
+ *   detach release the thread state, and the ft_utils helpers set
+ *   exceptions, even when libpython was loaded after libft_weave.so or with
+ *   RTLD_LOCAL.
  * - Finalization: the first weave_py_enter registers, through Python's atexit
  *   module, a C callback that runs at the start of Py_FinalizeEx (after
  *   threading's shutdown, before the runtime starts tearing down). It takes
@@ -189,13 +202,20 @@ static inline void weave_py__thread_exit(void *value) {
   weave_py__destroy((weave_py_thread_t *)value);
 }
 
-/* Hands this CPython's thread-state functions to the library, so that its
- * waits detach from this interpreter even when the library could not find
- * it by itself at load time (libpython loaded after it, or RTLD_LOCAL). The
- * library never searches for CPython from a waiting path. The casts go
- * through void (*)(void), which -Wcast-function-type accepts. */
-static inline void weave_py__tell_library(void) {
+/* Hands this CPython's thread-state functions (weave_set_python_api) and
+ * error functions (weave_set_python_errors) to the library, so that its
+ * waits detach from this interpreter and the ft_utils helpers
+ * (_py_register_wvls_destructor) set exceptions, even when the library could
+ * not find CPython by itself at load time (libpython loaded after it, or
+ * with RTLD_LOCAL). The library never searches for CPython after its load.
+ * The first weave_py_enter of the process does it; an embedding program
+ * that loads libpython with dlopen and calls Python only on threads of its
+ * own calls it once after Py_Initialize. Harmless to repeat (the first set
+ * is kept); does not block and needs no thread state. The casts go through
+ * void (*)(void), which -Wcast-function-type accepts. */
+static inline void weave_py_tell_library(void) {
   weave_python_api_t api;
+  weave_python_errors_t errors;
 #if PY_VERSION_HEX >= 0x030D0000
   api.thread_state_get = (void *(*)(void))(void (*)(void))PyThreadState_GetUnchecked;
   api.gil_state_check = NULL;
@@ -207,12 +227,17 @@ static inline void weave_py__tell_library(void) {
   api.restore_thread = (void (*)(void *))(void (*)(void))PyEval_RestoreThread;
   api.make_pending_calls = Py_MakePendingCalls;
   (void)weave_set_python_api(&api);
+  errors.set_string = (void (*)(void *, const char *))(void (*)(void))PyErr_SetString;
+  errors.value_error = PyExc_ValueError;
+  errors.memory_error = PyExc_MemoryError;
+  errors.runtime_error = PyExc_RuntimeError;
+  (void)weave_set_python_errors(&errors);
 }
 
 static inline int weave_py__process_init(void *storage, void *arg) {
   (void)storage;
   (void)arg;
-  weave_py__tell_library();
+  weave_py_tell_library();
   return weave_tls_set_destructor(WEAVE_PY_THREAD_KEY, weave_py__thread_exit) == 0 ? 0 : -1;
 }
 
@@ -381,6 +406,124 @@ static inline uint64_t weave_py_thread_states_abandoned(void) {
   weave_py_process_t *p = weave_py__process();
   return p == NULL ? 0 : __atomic_load_n(&p->abandoned, __ATOMIC_RELAXED);
 }
+
+/* ---- Critical sections around calls into Python ------------------------
+ *
+ * An ft_weave critical section (ft_weave.h section 5) is suspended only
+ * while its thread blocks *inside ft_weave* with detach (a contended
+ * weave_mutex_lock or section begin, weave_cond_wait, weave_event_wait,
+ * RW mutex and once waits, weave_park with detach). CPython's own sections
+ * are suspended whenever the thread state detaches; ft_weave cannot see
+ * that. So blocking in Python code (threading.Lock.acquire, queue.get,
+ * Thread.join, I/O, time.sleep), in PyMutex_Lock, or between
+ * Py_BEGIN_ALLOW_THREADS and Py_END_ALLOW_THREADS keeps the ft_weave
+ * sections locked, and a thread that waits there for a thread that is
+ * entering the same section deadlocks:
+ *
+ *     thread A                                thread B
+ *     WEAVE_BEGIN_CRITICAL_SECTION(&o->m)     with lock:   # threading.Lock
+ *     PyObject_CallNoArgs(callback)             ext.method(o)  # begins a
+ *       callback: lock.acquire()  # waits       # section on o->m: waits
+ *
+ * Treat every call into Python from inside a section as a blocking call
+ * (any Python code may block, and so may a Py_DECREF that runs a
+ * finalizer): suspend the thread's sections around it with one of the
+ * helpers below, as CPython does on detach, and re-check what the section
+ * protects afterwards (another thread may have changed it meanwhile):
+ *
+ *     WEAVE_BEGIN_CRITICAL_SECTION(&o->m);
+ *     ... read and update o under o->m ...
+ *     r = weave_py_call_suspended(callback, NULL, NULL);  // o->m free meanwhile
+ *     ... o->m held again: re-read o before relying on it ...
+ *     WEAVE_END_CRITICAL_SECTION();
+ *
+ * Resuming re-takes the innermost section's mutexes (blocking like a
+ * section begin: it releases the thread state while it waits); outer
+ * sections are re-taken as the inner ones end. Outside any section these
+ * helpers cost three calls into the library and an uncontended lock.
+ */
+
+/* How the helpers suspend (private; a local of the caller). Suspending
+ * alone is not enough: a section that Python code begins and ends during
+ * the call would, as it ends, resume the suspended section around it (the
+ * rule for nested sections), and the next blocking wait of that code would
+ * hold it again. So after suspending, the helpers begin a section on a mutex
+ * of their own (a barrier no other thread ever sees): sections begun during
+ * the call nest inside the barrier and resume it, not the caller's. Ending
+ * the barrier resumes the caller's innermost section. */
+typedef struct weave_py_suspension {
+  weave_critical_section_t _barrier;
+  weave_mutex_t _mutex;
+} weave_py_suspension_t;
+
+static inline void weave_py__suspend(weave_py_suspension_t *s) {
+  memset(&s->_mutex, 0, sizeof s->_mutex);
+  weave_critical_section_suspend_all();
+  weave_critical_section_begin(&s->_barrier, &s->_mutex); /* uncontended: never blocks */
+}
+
+static inline void weave_py__resume(weave_py_suspension_t *s) {
+  weave_critical_section_end(&s->_barrier); /* re-takes the caller's innermost section */
+}
+
+/* PyObject_Call(callable, args, kwargs) with every ft_weave critical section
+ * of the calling thread suspended during the call (sections the call itself
+ * begins work as usual). args may be NULL (no positional arguments); kwargs
+ * may be NULL. Returns the call's result, or NULL with the call's exception
+ * set. The caller holds an attached thread state (as for PyObject_Call);
+ * the sections are resumed before it returns, with the thread state
+ * released while it waits for them. */
+static inline PyObject *weave_py_call_suspended(PyObject *callable, PyObject *args, PyObject *kwargs) {
+  weave_py_suspension_t s;
+  PyObject *result;
+  weave_py__suspend(&s);
+  if (args == NULL) {
+    result = PyObject_VectorcallDict(callable, NULL, 0, kwargs);
+  } else {
+    result = PyObject_Call(callable, args, kwargs);
+  }
+  weave_py__resume(&s);
+  return result;
+}
+
+/* The same for any block of code that calls into Python (several calls,
+ * PyObject_CallMethod, attribute access that may run Python code):
+ *
+ *     WEAVE_PY_BEGIN_SUSPEND_SECTIONS
+ *     r = PyObject_CallMethod(obj, "update", "O", arg);
+ *     WEAVE_PY_END_SUSPEND_SECTIONS
+ *
+ * The pair opens and closes a block: use it in one scope, and do not leave
+ * the block with return, break or goto. */
+#define WEAVE_PY_BEGIN_SUSPEND_SECTIONS      \
+  {                                          \
+    weave_py_suspension_t _weave_py_susp;    \
+    weave_py__suspend(&_weave_py_susp);
+#define WEAVE_PY_END_SUSPEND_SECTIONS        \
+    weave_py__resume(&_weave_py_susp);       \
+  }
+
+/* Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS that also suspend the
+ * calling thread's ft_weave sections, in CPython's order (a detach suspends
+ * sections, then releases the thread state; an attach takes the thread state
+ * back, then resumes): for blocking native code inside a section (a read(),
+ * a pthread or semaphore wait, a wait in another library):
+ *
+ *     WEAVE_PY_BEGIN_ALLOW_THREADS
+ *     n = read(fd, buf, size);          // no Python calls in here
+ *     WEAVE_PY_END_ALLOW_THREADS
+ *
+ * Same block rules as Py_BEGIN_ALLOW_THREADS. */
+#define WEAVE_PY_BEGIN_ALLOW_THREADS          \
+  {                                           \
+    weave_py_suspension_t _weave_py_susp;     \
+    PyThreadState *_weave_py_save;            \
+    weave_py__suspend(&_weave_py_susp);       \
+    _weave_py_save = PyEval_SaveThread();
+#define WEAVE_PY_END_ALLOW_THREADS            \
+    PyEval_RestoreThread(_weave_py_save);     \
+    weave_py__resume(&_weave_py_susp);        \
+  }
 
 #ifdef __cplusplus
 } /* extern "C" */

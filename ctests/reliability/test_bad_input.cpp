@@ -347,6 +347,29 @@ BAD_INPUT(weave_set_python_api) {
   CHECK(weave_park(&b, &e, 1, 1000000, nullptr, 1) == WEAVE_PARK_TIMEOUT);
 }
 
+namespace {
+void set_string_nothing(void *, const char *) {}
+int some_type;
+}  // namespace
+
+BAD_INPUT(weave_set_python_errors) {
+  auto f = EXPORTED(weave_set_python_errors);
+  CHECK(f(nullptr) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_set_python_errors"));
+  // Each member missing in turn: refused. (A complete set is not handed
+  // over here: it would be kept for the rest of this process.)
+  for (int missing = 0; missing < 4; missing++) {
+    weave_python_errors_t errors = {set_string_nothing, &some_type, &some_type, &some_type};
+    if (missing == 0) errors.set_string = nullptr;
+    if (missing == 1) errors.value_error = nullptr;
+    if (missing == 2) errors.memory_error = nullptr;
+    if (missing == 3) errors.runtime_error = nullptr;
+    ftw_test::prime_last_error("weave_set_python_errors");
+    CHECK(f(&errors) == WEAVE_E_INVALID);
+    CHECK(last_error_has("weave_set_python_errors"));
+  }
+}
+
 BAD_INPUT(weave_parking_lot_after_fork) {
   // Takes nothing; only for a fork child. There, calling it twice is harmless
   // and the lot keeps working.

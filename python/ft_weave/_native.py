@@ -464,6 +464,7 @@ def lib():
             if key is not None:
                 _check_copies(key, path, files)
             _tell_python_api(loaded)
+            _tell_python_errors(loaded)
             _path = path
             _lib = loaded
     return _lib
@@ -511,6 +512,39 @@ def _tell_python_api(loaded):
         return
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.POINTER(weave_python_api_t)]
+    fn(ctypes.byref(table))
+
+
+class weave_python_errors_t(ctypes.Structure):
+    # PyErr_SetString's address and the exception type objects.
+    _fields_ = [
+        ("set_string", ctypes.c_void_p),
+        ("value_error", ctypes.c_void_p),
+        ("memory_error", ctypes.c_void_p),
+        ("runtime_error", ctypes.c_void_p),
+    ]
+
+
+def _tell_python_errors(loaded):
+    """Hands this interpreter's PyErr_SetString and exception types to the
+    library (weave_set_python_errors), with which the ft_utils helpers
+    (_py_register_wvls_destructor) set exceptions when CPython was not found
+    at load time. Best effort, as _tell_python_api."""
+    fn = getattr(loaded, "weave_set_python_errors", None)
+    if fn is None:
+        return
+    api = ctypes.pythonapi
+    try:
+        table = weave_python_errors_t(
+            ctypes.cast(api.PyErr_SetString, ctypes.c_void_p).value,
+            id(ValueError),  # CPython: id() is the object's address
+            id(MemoryError),
+            id(RuntimeError),
+        )
+    except AttributeError:
+        return
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.POINTER(weave_python_errors_t)]
     fn(ctypes.byref(table))
 
 

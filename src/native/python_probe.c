@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Same layout as weave_python_api_t in ft_weave.h (and PythonApi in C#). */
 struct ftw_python_symbols {
@@ -28,6 +29,29 @@ struct ftw_python_symbols {
 };
 
 static struct ftw_python_symbols found; /* all NULL unless every one was found */
+
+/* What raising a Python exception needs (ft_utils-ported code relies on
+ * _py_register_wvls_destructor setting one when it fails). The exception
+ * types are the addresses of CPython's `PyObject *PyExc_*` variables, read
+ * when an exception is raised: the probe may run before libpython's own
+ * constructors (an embedding program that links both), and only then is
+ * nothing of CPython's initialized yet. */
+struct ftw_python_errors {
+  void *set_string;    /* PyErr_SetString */
+  void **value_error;   /* &PyExc_ValueError */
+  void **memory_error;  /* &PyExc_MemoryError */
+  void **runtime_error; /* &PyExc_RuntimeError */
+};
+
+static struct ftw_python_errors errors; /* all NULL unless every one was found */
+
+/* Handed over with weave_set_python_errors when the probe found nothing:
+ * the objects themselves. handed_state: 0 none, 1 being stored, 2 ready. */
+static struct {
+  void *set_string;
+  void *types[3]; /* ValueError, MemoryError, RuntimeError */
+} handed;
+static int handed_state;
 
 __attribute__((constructor)) static void ftw_python_probe(void) {
   struct ftw_python_symbols s = {0};
@@ -46,6 +70,14 @@ __attribute__((constructor)) static void ftw_python_probe(void) {
   s.make_pending_calls = dlsym(RTLD_DEFAULT, "Py_MakePendingCalls");
   if (s.thread_state_get != NULL && s.save_thread != NULL && s.restore_thread != NULL &&
       s.make_pending_calls != NULL) {
+    struct ftw_python_errors e;
+    e.set_string = dlsym(RTLD_DEFAULT, "PyErr_SetString");
+    e.value_error = (void **)dlsym(RTLD_DEFAULT, "PyExc_ValueError");
+    e.memory_error = (void **)dlsym(RTLD_DEFAULT, "PyExc_MemoryError");
+    e.runtime_error = (void **)dlsym(RTLD_DEFAULT, "PyExc_RuntimeError");
+    if (e.set_string != NULL && e.value_error != NULL && e.memory_error != NULL && e.runtime_error != NULL) {
+      errors = e;
+    }
     found = s;
   }
 }
@@ -53,3 +85,57 @@ __attribute__((constructor)) static void ftw_python_probe(void) {
 /* What the constructor found (all NULL when CPython was not in the global
  * scope at load time). Never blocks. */
 const struct ftw_python_symbols *ftw_python_symbols(void) { return &found; }
+
+/* Sets a Python exception for a failed call of the library, with the
+ * message "<what>: <detail>" (detail is the thread's weave_last_error()).
+ * kind: 0 ValueError, 1 MemoryError, 2 RuntimeError (the caller maps the
+ * WEAVE_E_* code as the Python package does). The caller checked that the
+ * calling thread has an attached thread state. Returns 1 if an exception was
+ * set, 0 when the load-time probe did not find CPython's error functions. */
+int ftw_python_raise(int kind, const char *what, const char *detail) {
+  union {
+    void *object;
+    void (*fn)(void *type, const char *message);
+  } set_string; /* dlsym's void * to the function it names (C11 union punning) */
+  char message[512];
+  void *type;
+  if (kind < 0 || kind > 2) {
+    kind = 2;
+  }
+  if (errors.set_string != NULL) {
+    void **variable = kind == 0 ? errors.value_error : kind == 1 ? errors.memory_error : errors.runtime_error;
+    set_string.object = errors.set_string;
+    type = *variable;
+  } else if (__atomic_load_n(&handed_state, __ATOMIC_ACQUIRE) == 2) {
+    /* Acquire: pairs with the release in ftw_python_set_errors. */
+    set_string.object = handed.set_string;
+    type = handed.types[kind];
+  } else {
+    return 0;
+  }
+  if (type == NULL) {
+    return 0;
+  }
+  snprintf(message, sizeof message, "%s: %s", what, detail);
+  set_string.fn(type, message);
+  return 1;
+}
+
+/* weave_set_python_errors (the caller checked for NULL members): the first
+ * complete set is kept; the load-time probe's, if it found one, wins. */
+void ftw_python_set_errors(void *set_string, void *value_error, void *memory_error, void *runtime_error) {
+  int expected = 0;
+  if (errors.set_string != NULL) {
+    return;
+  }
+  /* One storer; readers look only once the state is 2. */
+  if (!__atomic_compare_exchange_n(&handed_state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    return;
+  }
+  handed.set_string = set_string;
+  handed.types[0] = value_error;
+  handed.types[1] = memory_error;
+  handed.types[2] = runtime_error;
+  /* Release: the fields above are visible to whoever reads 2. */
+  __atomic_store_n(&handed_state, 2, __ATOMIC_RELEASE);
+}

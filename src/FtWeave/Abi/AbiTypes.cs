@@ -91,3 +91,16 @@ internal unsafe struct weave_python_api_t
     public delegate* unmanaged<void*, void> restore_thread;  // offset 24
     public delegate* unmanaged<int> make_pending_calls;      // offset 32
 }
+
+/// <summary>
+/// <c>typedef struct { void (*set_string)(void *type, const char *message); void *value_error;
+/// void *memory_error; void *runtime_error; } weave_python_errors_t;</c>
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct weave_python_errors_t
+{
+    public delegate* unmanaged<void*, byte*, void> set_string; // offset 0
+    public void* value_error;                                  // offset 8
+    public void* memory_error;                                 // offset 16
+    public void* runtime_error;                                // offset 24
+}

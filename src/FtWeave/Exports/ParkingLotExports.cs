@@ -92,4 +92,20 @@ internal static unsafe class ParkingLotExports
         CPythonRuntime.SetApi(symbols);
         return WEAVE_OK;
     }
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_set_python_errors")]
+    private static int SetPythonErrors(weave_python_errors_t* errors)
+    {
+        if (errors == null)
+        {
+            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_set_python_errors: errors is NULL\0"u8);
+        }
+        if (errors->set_string == null || errors->value_error == null || errors->memory_error == null
+            || errors->runtime_error == null)
+        {
+            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_set_python_errors: a member is NULL\0"u8);
+        }
+        Native.PythonSetErrors((void*)errors->set_string, errors->value_error, errors->memory_error, errors->runtime_error);
+        return WEAVE_OK;
+    }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using FtWeave.Interop;
+using FtWeave.Python;
 using FtWeave.Threads;
 
 namespace FtWeave.Exports;
@@ -35,18 +36,31 @@ internal static unsafe class ThreadExitExports
         return result < 0 ? 0 : result;
     }
 
-    /// <summary>The header's static inline ft_utils helper, exported for FFIs: 0 ok, 1 failure.</summary>
+    /// <summary>
+    /// ft_utils' helper: 0 ok, 1 failure. As in ft_utils, a failure leaves a
+    /// Python exception set when the calling thread has an attached thread
+    /// state (ported code does `if (_py_register_wvls_destructor(..)) return NULL;`).
+    /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "_py_register_wvls_destructor")]
     private static int PyRegisterWvlsDestructor(void** var, delegate* unmanaged<void*, void> destructor)
-        => ThreadExitDestructors.Register(var, destructor) == 0 ? 0 : 1;
+    {
+        int result = ThreadExitDestructors.Register(var, destructor);
+        if (result == 0)
+        {
+            return 0;
+        }
+        CPythonRuntime.RaiseIfAttached(result, "_py_register_wvls_destructor\0"u8);
+        return 1;
+    }
 
-    /// <summary>The header's static inline ft_utils helper, exported for FFIs: 0 ok (with *unregistered 1/0), 1 failure.</summary>
+    /// <summary>ft_utils' helper: 0 ok (with *unregistered 1/0), 1 failure (exception as above).</summary>
     [UnmanagedCallersOnly(EntryPoint = "_py_unregister_wvls_destructor")]
     private static int PyUnregisterWvlsDestructor(void** var, int* unregistered)
     {
         int removed = ThreadExitDestructors.Unregister(var);
         if (removed < 0)
         {
+            CPythonRuntime.RaiseIfAttached(removed, "_py_unregister_wvls_destructor\0"u8);
             return 1;
         }
         if (unregistered != null)

@@ -46,6 +46,24 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     internal static partial PythonApi* PythonSymbols();
 
+    /// <summary>
+    /// Sets a Python exception (<paramref name="kind"/> 0 ValueError, 1
+    /// MemoryError, 2 RuntimeError) with the message "what: detail", through
+    /// the CPython functions found when the library was loaded. The caller
+    /// checked that the thread has an attached thread state. 1 if set, 0 when
+    /// those functions are unknown. Calls into CPython: keeps the GC transition.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_python_raise")]
+    internal static partial int PythonRaise(int kind, byte* what, byte* detail);
+
+    /// <summary>
+    /// weave_set_python_errors: keeps the handed-over error functions unless
+    /// the load-time probe found them or a set was handed over before. Never blocks.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_python_set_errors")]
+    [SuppressGCTransition]
+    internal static partial void PythonSetErrors(void* setString, void* valueError, void* memoryError, void* runtimeError);
+
     /// <summary>src/native/python_probe.c's struct; same layout as weave_python_api_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct PythonApi

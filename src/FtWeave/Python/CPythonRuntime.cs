@@ -1,5 +1,8 @@
+using System;
 using System.Threading;
+using FtWeave.Abi;
 using FtWeave.Interop;
+using FtWeave.Threads;
 
 namespace FtWeave.Python;
 
@@ -137,6 +140,30 @@ internal static unsafe class CPythonRuntime
         if (saved != 0)
         {
             s_restoreThread(saved);
+        }
+    }
+
+    /// <summary>
+    /// For the ft_utils-compatible helpers (_py_register_wvls_destructor,
+    /// _py_unregister_wvls_destructor), whose callers return NULL to Python
+    /// when they fail: if the calling thread has an attached thread state,
+    /// sets the Python exception the package's ft_weave.weave would raise for
+    /// <paramref name="code"/> (ValueError for WEAVE_E_INVALID, MemoryError
+    /// for WEAVE_E_NOMEM, RuntimeError otherwise) with the message
+    /// "<paramref name="what"/>: weave_last_error()". Without a thread state
+    /// (a native thread, before Py_Initialize, after finalization) nothing is
+    /// touched: the error stays in weave_last_error() only. Looks nothing up.
+    /// </summary>
+    internal static void RaiseIfAttached(int code, ReadOnlySpan<byte> what)
+    {
+        if (!ThreadIsAttached())
+        {
+            return;
+        }
+        int kind = code == ErrorCodes.WEAVE_E_INVALID ? 0 : code == ErrorCodes.WEAVE_E_NOMEM ? 1 : 2;
+        fixed (byte* w = what)
+        {
+            _ = Native.PythonRaise(kind, w, ThreadContexts.LastError());
         }
     }
 
