@@ -24,3 +24,17 @@ foreach(_id IN LISTS FTW_PYTHON_IDS)
     set_tests_properties(python_detach_${_mode}_x20:${_tag} PROPERTIES TIMEOUT 300 ENVIRONMENT "${_env}")
   endforeach()
 endforeach()
+
+# An embedding program: a thread woken after Py_FinalizeEx is parked for
+# good, and main's pthread_exit still ends the process (detach_pthread_exit.c).
+foreach(_id IN LISTS FTW_PYTHON_IDS)
+  if(NOT FTW_PY_${_id}_LIBPYTHON)
+    continue()
+  endif()
+  add_executable(python_detach_pthread_exit_${_id} detach_pthread_exit.c)
+  target_link_libraries(python_detach_pthread_exit_${_id} PRIVATE ft_weave::ft_weave ftw_python_embed_${_id} Threads::Threads)
+  target_compile_options(python_detach_pthread_exit_${_id} PRIVATE ${FTW_WARNINGS})
+  add_test(NAME python_detach_pthread_exit:${FTW_PY_${_id}_TAG} COMMAND python_detach_pthread_exit_${_id})
+  set_tests_properties(python_detach_pthread_exit:${FTW_PY_${_id}_TAG} PROPERTIES
+    TIMEOUT 60 ENVIRONMENT "PYTHONHOME=${FTW_PY_${_id}_HOME}")
+endforeach()

@@ -36,6 +36,7 @@ void ftw_python_restore(void (*restore)(void *), void *tstate);
 /* process_exit.c */
 void ftw_process_exit_init(void);
 void ftw_main_thread_exiting(void);
+void ftw_process_exit_forget_current_thread(void);
 
 #pragma GCC visibility pop
 

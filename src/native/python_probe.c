@@ -78,8 +78,9 @@ const struct ftw_python_symbols *ftw_python_symbols(void) { return &found; }
  * (hang_thread): the thread stays detached, holds no lock of the library's
  * (its sections stay suspended, their mutexes released; a mutex handed to it
  * by unlock stays its own, as with CPython's own locks), and disappears with
- * the process. The finalizing thread itself is never ended by CPython and
- * returns normally.
+ * the process; a main thread that ends with pthread_exit does not wait for
+ * it (process_exit.c counts it with the runtime's threads). The finalizing
+ * thread itself is never ended by CPython and returns normally.
  *
  * Cancellation is disabled for the call: PyEval_RestoreThread may wait in
  * pthread_cond_wait, a cancellation point, and a cancel must not unwind
@@ -90,6 +91,9 @@ const struct ftw_python_symbols *ftw_python_symbols(void) { return &found; }
  */
 static void ftw_python_hang(void *unused) {
   (void)unused;
+  /* A main thread that ends with pthread_exit would otherwise wait for this
+   * one forever; a thread CPython ended would not have kept it. */
+  ftw_process_exit_forget_current_thread();
   for (;;) {
     pause();
   }
