@@ -11,20 +11,29 @@ attached) and from Python (ctypes ft_weave.Mutex.acquire).
     detach_blocked.py gc-control   the hazard is real: a C thread that waits
                                    with WEAVE_LOCK_DONT_DETACH (1 s) keeps
                                    gc.collect() (or the GIL) until it gives up.
-    detach_blocked.py finalize     daemon threads still blocked (C and ctypes)
-                                   when the main thread returns: the process
+    detach_blocked.py finalize     20 daemon threads still blocked when the
+                                   main thread returns (8 from C, 4 from C
+                                   inside a critical section on a shared
+                                   mutex `a`, 8 from ctypes): the process
                                    exits with 0, without hanging.
     detach_blocked.py finalize-release
                                    as finalize, and a Py_AtExit function
                                    unlocks their mutexes once the interpreter
                                    is finalized: the C threads wake inside the
-                                   library and try to re-attach to a finalized
-                                   interpreter, which CPython 3.11-3.13 answers
-                                   with pthread_exit (a forced unwind).
+                                   library and re-attach to a finalized
+                                   interpreter, which CPython 3.11-3.13
+                                   answers with pthread_exit (a forced
+                                   unwind). The library must keep that unwind
+                                   out of its frames: the function then
+                                   checks that `a` is still unlocked (a
+                                   thread that left its wait with its section
+                                   still listed re-locks it from its
+                                   thread-exit destructor) and exits with 3
+                                   if not.
     detach_blocked.py repeat N MODE
-                                   runs MODE in N fresh interpreters (bounded):
-                                   every run must exit with 0 and print its
-                                   "ok" line.
+                                   runs MODE in N fresh interpreters (30 s
+                                   each at most): every run must exit with 0
+                                   and print its "MODE:" line.
 
 Every wait is bounded; a hang ends the run through faulthandler (exit 1).
 """
