@@ -392,7 +392,12 @@ WEAVE_API int weave_set_python_errors(const weave_python_errors_t *errors);
 /* Flags of timed lock operations (bit set). */
 #define WEAVE_LOCK_DONT_DETACH 0
 /* While parked, release the CPython thread state (and, once critical sections
- * exist on this thread, suspend them); both are restored after. */
+ * exist on this thread, suspend them); both are restored after. In a
+ * free-threaded build this is what lets a stop-the-world pause (gc.collect())
+ * run while the thread waits. A thread woken once the interpreter is
+ * finalizing, which CPython 3.11-3.13 would end inside the re-attach
+ * (pthread_exit), is parked for good instead, as CPython 3.14 does with such
+ * threads: the call does not return, its sections stay suspended. */
 #define WEAVE_LOCK_DETACH 1
 /* On EINTR, run CPython's pending calls (signal handlers) if CPython is loaded
  * and this thread holds a thread state; return WEAVE_LOCK_INTR if they fail,

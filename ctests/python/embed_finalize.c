@@ -3,10 +3,14 @@
  * - PINNED threads hold detached pinned states and are blocked on an event
  *   while the main thread finalizes; released afterwards, weave_py_enter
  *   refuses them and their exits abandon the states (no call into Python).
- * - The RACER exits during the atexit phase: it holds the helper's read lock
- *   and waits for the GIL, which the main thread holds, when the helper's
- *   atexit callback starts. The callback must release the GIL while it waits
- *   for the write lock, or this deadlocks; the racer's state is destroyed.
+ * - The RACER exits during the atexit phase: with the GIL, it holds the
+ *   helper's read lock and waits for the GIL, which the main thread holds,
+ *   when the helper's atexit callback starts. The callback must release the
+ *   GIL while it waits for the write lock, or this deadlocks; the racer's
+ *   state is destroyed. Without the GIL (free-threaded build) attaching
+ *   waits for no other thread, so the racer cannot be held inside the read
+ *   lock: the hook waits until it has destroyed its state instead, still
+ *   during the atexit phase and before the helper's callback.
  * - The SLEEPER is inside a Python call (time.sleep, GIL released) when
  *   finalization starts: CPython ends it (3.11-3.13) when it tries to take
  *   the GIL back, or it returns first; either way its state is abandoned.
@@ -32,6 +36,7 @@ static weave_event_t g_racer_go;  /* RACER may exit */
 static int g_ready;               /* threads that made their first call */
 static int g_sleeping;            /* the sleeper is about to call nap() */
 static int g_enter_after[PINNED]; /* weave_py_enter results after finalization */
+static int g_gil_enabled = 1;     /* sys._is_gil_enabled() (3.13+; free-threaded builds) */
 
 static int call_once(int i) {
   PyObject *r;
@@ -79,14 +84,23 @@ static void *sleeper(void *arg) {
 }
 
 /* Registered after the helper's callback, so atexit runs it first: lets the
- * racer exit, and holds the GIL (sleeping without releasing it) until the
- * racer holds the helper's read lock and waits for the GIL. */
+ * racer exit, and with the GIL holds it (sleeping without releasing it)
+ * until the racer holds the helper's read lock and waits for the GIL.
+ * Without the GIL, waits until the racer has destroyed its state. */
 static PyObject *race_hook(PyObject *self, PyObject *unused) {
   weave_py_process_t *p = weave_py__process();
   double deadline = embed_now() + 10;
   (void)self;
   (void)unused;
   weave_event_notify(&g_racer_go);
+  if (!g_gil_enabled) {
+    while (__atomic_load_n(&p->destroyed, __ATOMIC_ACQUIRE) == 0 && embed_now() < deadline) {
+      usleep(1000);
+    }
+    CHECK(__atomic_load_n(&p->destroyed, __ATOMIC_ACQUIRE) == 1);
+    CHECK(!__atomic_load_n(&p->finalizing, __ATOMIC_ACQUIRE));
+    Py_RETURN_NONE;
+  }
   while ((__atomic_load_n(&p->lock.bits, __ATOMIC_ACQUIRE) >> WEAVE_RWMUTEX_READER_SHIFT) == 0 &&
          embed_now() < deadline) {
     usleep(1000);
@@ -94,6 +108,25 @@ static PyObject *race_hook(PyObject *self, PyObject *unused) {
   CHECK((__atomic_load_n(&p->lock.bits, __ATOMIC_ACQUIRE) >> WEAVE_RWMUTEX_READER_SHIFT) >= 1);
   usleep(50 * 1000);
   Py_RETURN_NONE;
+}
+
+/* sys._is_gil_enabled() where it exists (3.13+), else 1. Attached. */
+static int gil_enabled(void) {
+  PyObject *check = PySys_GetObject("_is_gil_enabled"); /* borrowed */
+  PyObject *r;
+  int enabled;
+  if (check == NULL) {
+    return 1;
+  }
+  r = PyObject_CallNoArgs(check);
+  if (r == NULL) {
+    PyErr_Clear();
+    CHECK(r != NULL);
+    return 1;
+  }
+  enabled = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  return enabled;
 }
 
 static int register_race_hook(void) {
@@ -121,6 +154,7 @@ int main(void) {
 
   alarm(60);
   Py_InitializeEx(0);
+  g_gil_enabled = gil_enabled();
   REQUIRE(PyRun_SimpleString("import time\n"
                              "def f(i):\n    return i + 1\n"
                              "def nap():\n    time.sleep(1.0)\n    return 1\n") == 0,
@@ -177,7 +211,7 @@ int main(void) {
   CHECK(weave_py_thread_states_abandoned() == PINNED + SLEEPERS);
   CHECK(weave_py_enter() == -1);
   CHECK(finalized - start < 10.0);
-  printf("Py_FinalizeEx took %.3f s; %d abandoned, 1 destroyed; all threads ended %.3f s later\n",
-         finalized - start, PINNED + SLEEPERS, embed_now() - finalized);
+  printf("GIL %s: Py_FinalizeEx took %.3f s; %d abandoned, 1 destroyed; all threads ended %.3f s later\n",
+         g_gil_enabled ? "enabled" : "disabled", finalized - start, PINNED + SLEEPERS, embed_now() - finalized);
   return embed_result("embed_finalize");
 }

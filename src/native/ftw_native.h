@@ -28,9 +28,15 @@ int ftw_is_main_thread(void);
  * has exited, or is the main thread and a zombie after pthread_exit. */
 int ftw_thread_alive(int tid);
 
+/* python_probe.c: restore(tstate) (PyEval_RestoreThread); a thread that
+ * CPython ends in there (pthread_exit during finalization) is parked for good
+ * instead of unwinding through the library's frames. */
+void ftw_python_restore(void (*restore)(void *), void *tstate);
+
 /* process_exit.c */
 void ftw_process_exit_init(void);
 void ftw_main_thread_exiting(void);
+void ftw_process_exit_forget_current_thread(void);
 
 #pragma GCC visibility pop
 

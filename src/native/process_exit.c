@@ -109,6 +109,16 @@ int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   return rc;
 }
 
+/* The calling thread is parked for good (python_probe.c: CPython would have
+ * ended it): like a thread that CPython ended, it must not keep a process
+ * whose main thread called pthread_exit alive. Counted with the runtime's
+ * threads from now on. */
+void ftw_process_exit_forget_current_thread(void) {
+  (void)claim_slot((int)gettid());
+  atomic_fetch_add(&runtime_thread_count, 1);
+  start_watcher_if_needed();
+}
+
 static int is_runtime_thread(int tid) {
   for (int i = 0; i < RUNTIME_THREAD_SLOTS; i++) {
     if (atomic_load(&runtime_threads[i]) == tid) {

@@ -16,8 +16,12 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <unistd.h>
+
+#include "ftw_native.h"
 
 /* Same layout as weave_python_api_t in ft_weave.h (and PythonApi in C#). */
 struct ftw_python_symbols {
@@ -138,4 +142,54 @@ void ftw_python_set_errors(void *set_string, void *value_error, void *memory_err
   handed.types[2] = runtime_error;
   /* Release: the fields above are visible to whoever reads 2. */
   __atomic_store_n(&handed_state, 2, __ATOMIC_RELEASE);
+}
+
+/*
+ * Re-attaching a thread state after a detached sleep (CPythonRuntime.Restore
+ * calls this instead of PyEval_RestoreThread directly).
+ *
+ * Once Py_FinalizeEx has begun, CPython 3.11-3.13 ends every other thread
+ * that tries to attach: PyEval_RestoreThread calls pthread_exit, a forced
+ * unwind. From here that unwind would run through the library's NativeAOT
+ * frames (the lock call, the parking lot) up to the caller: the .NET runtime
+ * does not support that (the thread's transition frame is left pointing into
+ * the unwound stack), and the library's per-thread state is left as it was
+ * in the middle of the wait -- the thread's critical sections still listed,
+ * pointing into frames that no longer exist, which the thread's own exit
+ * destructors would then resume (lock a stale mutex, or garbage).
+ *
+ * So the unwind stops here: a cleanup handler, which glibc runs when the
+ * unwind reaches this frame (only CPython's frames lie in between), parks
+ * the thread for good instead, as CPython 3.14 itself does with such threads
+ * (hang_thread): the thread stays detached, holds no lock of the library's
+ * (its sections stay suspended, their mutexes released; a mutex handed to it
+ * by unlock stays its own, as with CPython's own locks), and disappears with
+ * the process; a main thread that ends with pthread_exit does not wait for
+ * it (process_exit.c counts it with the runtime's threads). The finalizing
+ * thread itself is never ended by CPython and returns normally.
+ *
+ * Cancellation is disabled for the call: PyEval_RestoreThread may wait in
+ * pthread_cond_wait, a cancellation point, and a cancel must not unwind
+ * through the library either; it takes effect at the thread's next
+ * cancellation point after the library returned, as for every other wait of
+ * the library. Costs a setjmp and two cancel-state switches per re-attach,
+ * after a sleep.
+ */
+static void ftw_python_hang(void *unused) {
+  (void)unused;
+  /* A main thread that ends with pthread_exit would otherwise wait for this
+   * one forever; a thread CPython ended would not have kept it. */
+  ftw_process_exit_forget_current_thread();
+  for (;;) {
+    pause();
+  }
+}
+
+void ftw_python_restore(void (*restore)(void *), void *tstate) {
+  int cancel_state;
+  (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  pthread_cleanup_push(ftw_python_hang, NULL);
+  restore(tstate);
+  pthread_cleanup_pop(0);
+  (void)pthread_setcancelstate(cancel_state, NULL);
 }

@@ -64,6 +64,16 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     internal static partial void PythonSetErrors(void* setString, void* valueError, void* memoryError, void* runtimeError);
 
+    /// <summary>
+    /// Calls <paramref name="restore"/> (PyEval_RestoreThread) with
+    /// <paramref name="threadState"/>. A thread that CPython ends in there
+    /// (pthread_exit once finalization has begun) never returns: it is
+    /// parked for good in C, so the forced unwind never reaches managed
+    /// frames. Blocks (the GIL, a stop-the-world pause): keeps the GC transition.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_python_restore")]
+    internal static partial void PythonRestore(void* restore, nint threadState);
+
     /// <summary>src/native/python_probe.c's struct; same layout as weave_python_api_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct PythonApi

@@ -134,12 +134,19 @@ internal static unsafe class CPythonRuntime
     /// </summary>
     internal static nint Detach() => ThreadIsAttached() ? s_saveThread() : 0;
 
-    /// <summary>Re-attaches what <see cref="Detach"/> released. May block on the GIL.</summary>
+    /// <summary>
+    /// Re-attaches what <see cref="Detach"/> released. May block on the GIL
+    /// (or a stop-the-world pause). Through the C part: once the interpreter
+    /// is finalizing, CPython 3.11-3.13 ends the calling thread inside
+    /// PyEval_RestoreThread (pthread_exit), and that forced unwind must not
+    /// run through these frames (see src/native/python_probe.c); the thread
+    /// is parked for good there instead and this call never returns.
+    /// </summary>
     internal static void Restore(nint saved)
     {
         if (saved != 0)
         {
-            s_restoreThread(saved);
+            Native.PythonRestore((void*)s_restoreThread, saved);
         }
     }
 
