@@ -179,6 +179,14 @@ function(ftw_add_python_module target id)
   set_target_properties(${target} PROPERTIES PREFIX "" SUFFIX "${FTW_PY_${id}_EXT_SUFFIX}"
                         C_VISIBILITY_PRESET hidden
                         LIBRARY_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/python_modules/${id}")
+  if(FT_WEAVE_SANITIZE)
+    # Loaded into an uninstrumented python: an ASan-built module there aborts
+    # ("ASan runtime does not come first"). Built plain, as the ctypes helper;
+    # link_libraries() from ctests/ would add the sanitizer options object.
+    set_property(TARGET ${target} PROPERTY LINK_LIBRARIES ft_weave::ft_weave ftw_python_module_${id})
+    target_compile_options(${target} PRIVATE -fno-sanitize=all)
+    target_link_options(${target} PRIVATE -fno-sanitize=all)
+  endif()
 endfunction()
 
 # ftw_add_python_skip_tests(): the CTest tests that name the skipped

@@ -7,13 +7,6 @@ foreach(_id IN LISTS FTW_PYTHON_IDS)
   ftw_add_python_module(detach_probe_${_id} ${_id} "${CMAKE_CURRENT_SOURCE_DIR}/detach_probe.c")
   set_target_properties(detach_probe_${_id} PROPERTIES OUTPUT_NAME detach_probe)
   target_compile_options(detach_probe_${_id} PRIVATE ${FTW_WARNINGS})
-  if(FT_WEAVE_SANITIZE)
-    # Loaded into an uninstrumented python: an ASan-built module there aborts
-    # ("ASan runtime does not come first"). Built plain, as the ctypes helper.
-    set_property(TARGET detach_probe_${_id} PROPERTY LINK_LIBRARIES ft_weave::ft_weave ftw_python_module_${_id})
-    target_compile_options(detach_probe_${_id} PRIVATE -fno-sanitize=all)
-    target_link_options(detach_probe_${_id} PRIVATE -fno-sanitize=all)
-  endif()
   set(_env
       "FT_WEAVE_LIBRARY=${FT_WEAVE_LIBRARY}"
       "PYTHONPATH=${CMAKE_BINARY_DIR}/python_modules/${_id}:${_ftw_python_dir}"
