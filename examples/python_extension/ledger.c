@@ -39,7 +39,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <ft_weave.h>
+#include <ft_weave_python.h> /* ft_weave.h plus the CPython helpers */
 
 #include <sched.h>
 #include <stdint.h>
@@ -678,31 +678,16 @@ static PyMethodDef ledger_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* Hands CPython's thread-state functions to ft_weave. The library finds them
- * by itself when CPython is in the global symbol scope (always the case for
- * a `python` process importing an extension); handing them over explicitly
- * also covers programs that embed CPython loaded with RTLD_LOCAL. It is what
- * lets a thread blocked on a weave_mutex_t release its thread state, so that
- * a stop-the-world pause (gc.collect() on 3.13t) never waits for it. The
- * first complete set wins; later calls change nothing. */
-static void tell_ft_weave_about_python(void) {
-  weave_python_api_t api;
-#if PY_VERSION_HEX >= 0x030D0000
-  api.thread_state_get = (void *(*)(void))(void (*)(void))PyThreadState_GetUnchecked;
-  api.gil_state_check = NULL;
-#else
-  api.thread_state_get = (void *(*)(void))(void (*)(void))_PyThreadState_UncheckedGet;
-  api.gil_state_check = PyGILState_Check;
-#endif
-  api.save_thread = (void *(*)(void))(void (*)(void))PyEval_SaveThread;
-  api.restore_thread = (void (*)(void *))(void (*)(void))PyEval_RestoreThread;
-  api.make_pending_calls = Py_MakePendingCalls;
-  (void)weave_set_python_api(&api);
-}
-
 static int ledger_exec(PyObject *module) {
   ledger_state *st = state_of_module(module);
-  tell_ft_weave_about_python();
+  /* Hands CPython's thread-state and error functions to ft_weave. The
+   * library finds them by itself when CPython is in the global symbol scope
+   * (always the case for a `python` process importing an extension); handing
+   * them over also covers programs that embed CPython loaded with
+   * RTLD_LOCAL. It is what lets a thread blocked on a weave_mutex_t release
+   * its thread state, so that a stop-the-world pause (gc.collect() on 3.13t)
+   * never waits for it. The first complete set wins; repeating is harmless. */
+  weave_py_tell_library();
 
   st->account_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Account_spec, NULL);
   if (st->account_type == NULL || PyModule_AddType(module, st->account_type) != 0) {
