@@ -118,13 +118,43 @@ static inline bool try_lock(weave_mutex_t *m) {
                                      __ATOMIC_RELAXED);
 }
 
-/* Mutex.Unlock: release publishes the section's writes to the next holder;
- * any other byte (waiters parked) is Mutex.UnlockSlow's. */
-static inline void unlock(weave_mutex_t *m) {
+/* Mutex.Unlock's CAS: release publishes the section's writes to the next
+ * holder. It fails when waiters are parked (or the byte is not locked): that
+ * unlock is Mutex.UnlockSlow's (ftw_mutex_unlock_slow). */
+static inline bool try_unlock(weave_mutex_t *m) {
   uint8_t expected = WEAVE_MUTEX_LOCKED;
-  if (!__atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+  return __atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+static inline void unlock(weave_mutex_t *m) {
+  if (!try_unlock(m)) {
     ftw_mutex_unlock_slow(m);
   }
+}
+
+/* Pops c, the innermost section (prev: its _cs_prev), and marks it ended. */
+static inline void pop(weave_critical_section_t *c, uintptr_t *top, uintptr_t prev) {
+  *top = prev;
+  c->_cs_mutex = NULL;
+  c->_cs_prev = CS_ENDED;
+}
+
+/* The ends' unlocks when a CAS failed, out of line so that the fast paths
+ * need no saved registers. `done` mutexes of the list were released already. */
+__attribute__((noinline)) static void end_unlocking_slowly(weave_critical_section_t *c, uintptr_t *top, uintptr_t prev,
+                                                           weave_mutex_t *m1, weave_mutex_t *m2, int done) {
+  if (done == 0) {
+    ftw_mutex_unlock_slow(m1);
+    if (m2 != NULL) {
+      unlock(m2);
+    }
+  } else {
+    ftw_mutex_unlock_slow(m2);
+  }
+  if (m2 != NULL) {
+    ((weave_critical_section2_t *)c)->_cs_mutex2 = NULL;
+  }
+  pop(c, top, prev);
 }
 
 /* The chain is the calling thread's alone (only it reads or writes its
@@ -195,10 +225,12 @@ void weave_critical_section_end(weave_critical_section_t *c) {
     uintptr_t *top = section_top;
     /* Untagged top == c: c is the innermost, active, one-mutex section. */
     if (m != NULL && top != NULL && *top == (uintptr_t)c && (prev & CS_SUSPENDED) == 0) {
-      unlock(m);
-      *top = prev;
-      c->_cs_mutex = NULL;
-      c->_cs_prev = CS_ENDED;
+      /* Unlock, then pop, as C#'s EndSection. */
+      if (!try_unlock(m)) {
+        end_unlocking_slowly(c, top, prev, m, NULL, 0);
+        return;
+      }
+      pop(c, top, prev);
       return;
     }
   }
@@ -207,10 +239,11 @@ void weave_critical_section_end(weave_critical_section_t *c) {
 
 void weave_critical_section2_end(weave_critical_section2_t *c) {
   if (c != NULL) {
-    weave_mutex_t *m1 = c->_cs_base._cs_mutex;
-    uintptr_t prev = c->_cs_base._cs_prev;
+    weave_critical_section_t *base = &c->_cs_base;
+    weave_mutex_t *m1 = base->_cs_mutex;
+    uintptr_t prev = base->_cs_prev;
     if (m1 == NULL && prev == 0) {
-      c->_cs_base._cs_prev = CS_ENDED;
+      base->_cs_prev = CS_ENDED;
       return;
     }
     uintptr_t *top = section_top;
@@ -219,20 +252,26 @@ void weave_critical_section2_end(weave_critical_section2_t *c) {
       weave_mutex_t *m2 = c->_cs_mutex2;
       if (t == ((uintptr_t)c | CS_TWO) && m2 != NULL) {
         /* Same order as C#'s Release: the first mutex, then the second. */
-        unlock(m1);
-        unlock(m2);
-        *top = prev;
-        c->_cs_base._cs_mutex = NULL;
-        c->_cs_base._cs_prev = CS_ENDED;
+        if (!try_unlock(m1)) {
+          end_unlocking_slowly(base, top, prev, m1, m2, 0);
+          return;
+        }
+        if (!try_unlock(m2)) {
+          end_unlocking_slowly(base, top, prev, m1, m2, 1);
+          return;
+        }
         c->_cs_mutex2 = NULL;
+        pop(base, top, prev);
         return;
       }
       if (t == (uintptr_t)c) {
-        /* Begun with m1 == m2: pushed as a one-mutex section, _cs_mutex2 NULL. */
-        unlock(m1);
-        *top = prev;
-        c->_cs_base._cs_mutex = NULL;
-        c->_cs_base._cs_prev = CS_ENDED;
+        /* Begun with m1 == m2: pushed as a one-mutex section (no tag), its
+         * _cs_mutex2 NULL; C# ends it as such too. */
+        if (!try_unlock(m1)) {
+          end_unlocking_slowly(base, top, prev, m1, NULL, 0);
+          return;
+        }
+        pop(base, top, prev);
         return;
       }
     }
