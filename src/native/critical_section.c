@@ -132,7 +132,9 @@ static inline void unlock(weave_mutex_t *m) {
   }
 }
 
-/* Pops c, the innermost section (prev: its _cs_prev), and marks it ended. */
+/* Pops c, the innermost section (prev: its _cs_prev), and marks it ended
+ * (C#'s unlink and MarkEnded; a two-mutex section's _cs_mutex2 is cleared
+ * after it, as there). */
 static inline void pop(weave_critical_section_t *c, uintptr_t *top, uintptr_t prev) {
   *top = prev;
   c->_cs_mutex = NULL;
@@ -151,10 +153,10 @@ __attribute__((noinline)) static void end_unlocking_slowly(weave_critical_sectio
   } else {
     ftw_mutex_unlock_slow(m2);
   }
+  pop(c, top, prev);
   if (m2 != NULL) {
     ((weave_critical_section2_t *)c)->_cs_mutex2 = NULL;
   }
-  pop(c, top, prev);
 }
 
 /* The chain is the calling thread's alone (only it reads or writes its
@@ -260,8 +262,8 @@ void weave_critical_section2_end(weave_critical_section2_t *c) {
           end_unlocking_slowly(base, top, prev, m1, m2, 1);
           return;
         }
-        c->_cs_mutex2 = NULL;
         pop(base, top, prev);
+        c->_cs_mutex2 = NULL;
         return;
       }
       if (t == (uintptr_t)c) {
