@@ -11,14 +11,15 @@
  * before timing). Each row is the median of 7 runs of N iterations. Exits
  * non-zero if the counter is wrong or a mutex is left locked. Under
  * `valgrind --tool=callgrind` the library's functions give instructions per
- * call.
+ * call (CTest's bench_section_instructions uses that, with one row).
  *
- *   section_bench [N, default 20000000]
+ *   section_bench [N, default 20000000] [ROW: only that row]
  */
 #include <ft_weave.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define RUNS 7
@@ -86,8 +87,10 @@ int main(int argc, char **argv) {
     void (*fn)(void);
     int enclose;
   } rows[] = {{"section", one, 0}, {"section2", two, 0}, {"re-entry", reentry, 1}, {"mutex", mutex, 0}};
+  const char *only = argc > 2 ? argv[2] : NULL;
+  long rows_run = 0;
   if (n <= 0) {
-    fprintf(stderr, "usage: section_bench [N > 0]\n");
+    fprintf(stderr, "usage: section_bench [N > 0] [section|section2|re-entry|mutex]\n");
     return 2;
   }
   one(); /* creates the thread's per-thread state */
@@ -95,13 +98,21 @@ int main(int argc, char **argv) {
   printf("%-10s %10s\n", "row", "ns/iter");
   for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
     double t[RUNS];
+    if (only != NULL && strcmp(only, rows[r].name) != 0) {
+      continue;
+    }
+    rows_run++;
     for (int k = 0; k < RUNS; k++) {
       t[k] = run(rows[r].fn, n, rows[r].enclose);
     }
     qsort(t, RUNS, sizeof t[0], cmp);
     printf("%-10s %10.1f\n", rows[r].name, t[RUNS / 2]);
   }
-  long expected = 4L * RUNS * n;
+  if (rows_run == 0) {
+    fprintf(stderr, "section_bench: no row named %s\n", only);
+    return 2;
+  }
+  long expected = rows_run * RUNS * n;
   if (counter != expected || weave_mutex_is_locked(&a) || weave_mutex_is_locked(&b)) {
     fprintf(stderr, "section_bench: counter %ld, expected %ld; a %s, b %s\n", (long)counter, expected,
             weave_mutex_is_locked(&a) ? "locked" : "free", weave_mutex_is_locked(&b) ? "locked" : "free");
