@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 
 using namespace std::chrono_literals;
 using ftw_test::last_error_has;
+using ftw_test::native_thread;
 using ftw_test::prime_last_error;
 using ftw_test::wait_until;
 using ftw_test::watched_thread;
@@ -573,3 +575,250 @@ TEST_CASE("two-mutex begin with per-thread state: address order (control)") {
 // inside exit() in ctests/reliability/thread_exit_probe.c, test
 // thread_exit:section2-after-teardown (a thread's own teardown now comes after
 // its thread_local and pthread key destructors, so only exit() gets there).
+
+// ---------------------------------------------------------------------------
+// The uncontended begin and end run in the library's C part, through a
+// thread-local pointer to the thread's chain that the C# part sets when it
+// creates the thread's state and clears at its teardown; everything else
+// goes to the C# part (src/native/critical_section.c). These cases cross
+// between the two: sections pushed by one and suspended, resumed or ended by
+// the other, a first call that creates the state, unlocks that find waiters
+// parked, the two-mutex begin that holds its first mutex when the second is
+// busy, sections begun in thread-exit destructors, and a fork child.
+// ---------------------------------------------------------------------------
+
+namespace {
+// Checks a mixed chain on the calling thread: `outer` on a, begun by the
+// caller, then b inside it; suspension and resumption see both, and the end
+// of the inner section resumes the outer one. Returns 0 or the first failed
+// step.
+int nested_suspend_resume(weave_mutex_t *a, weave_mutex_t *b) {
+  weave_critical_section_t inner, again;
+  weave_critical_section_begin(&inner, b);
+  if (!locked(b) || inner._cs_mutex != b) return 1;
+  weave_critical_section_begin(&again, b);  // re-entry: nothing locked or pushed
+  if (again._cs_mutex != nullptr) return 2;
+  weave_critical_section_end(&again);
+  if (!locked(b)) return 3;
+  weave_critical_section_suspend_all();
+  if (locked(a) || locked(b)) return 4;
+  weave_critical_section_resume();  // the innermost only
+  if (locked(a) || !locked(b)) return 5;
+  weave_critical_section_end(&inner);  // unlocks b and resumes the outer section
+  if (!locked(a) || locked(b)) return 6;
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("a section begun as a thread's first call, before its per-thread state exists, and sections inside it") {
+  struct State {
+    weave_mutex_t a = {0}, b = {0};
+    std::atomic<int> failed_step{-1};
+    std::string error;
+  };
+  auto s = std::make_shared<State>();
+  watched_thread t([s] {
+    weave_critical_section_t outer;
+    weave_critical_section_begin(&outer, &s->a);  // the thread's first library call
+    int step = locked(&s->a) && outer._cs_mutex == &s->a ? nested_suspend_resume(&s->a, &s->b) : 100;
+    weave_critical_section_end(&outer);
+    if (step == 0 && locked(&s->a)) step = 101;
+    s->error = weave_last_error();
+    s->failed_step = step;
+  });
+  REQUIRE(t.join_within(10000));
+  CHECK(s->failed_step.load() == 0);
+  CHECK(s->error.find("critical_section") == std::string::npos);
+  CHECK(s->a._bits == 0);
+  CHECK(s->b._bits == 0);
+}
+
+TEST_CASE("ends whose unlock finds a parked waiter wake it: one mutex, and either mutex of a pair") {
+  for (int which = 0; which < 3; which++) {
+    CAPTURE(which);  // 0: one-mutex section; 1, 2: a pair, the waiter on its lower, higher mutex
+    struct State {
+      weave_mutex_t pair[2] = {{0}, {0}};  // pair[0] has the lower address
+      std::atomic<int> got{0};
+    };
+    auto s = std::make_shared<State>();
+    weave_mutex_t *contended = which == 2 ? &s->pair[1] : &s->pair[0];
+    weave_critical_section_t cs;
+    weave_critical_section2_t cs2;
+    if (which == 0) {
+      weave_critical_section_begin(&cs, &s->pair[0]);
+    } else {
+      weave_critical_section2_begin(&cs2, &s->pair[1], &s->pair[0]);
+    }
+    watched_thread w([s, contended] {
+      WEAVE_BEGIN_CRITICAL_SECTION(contended);
+      s->got = 1;
+      WEAVE_END_CRITICAL_SECTION();
+    });
+    REQUIRE(wait_until([&] { return (contended->_bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
+    prime_last_error("weave_critical_section");
+    if (which == 0) {
+      weave_critical_section_end(&cs);
+    } else {
+      weave_critical_section2_end(&cs2);
+    }
+    CHECK_FALSE(last_error_has("weave_critical_section"));
+    REQUIRE(w.join_within(10000));
+    CHECK(s->got.load() == 1);
+    CHECK(s->pair[0]._bits == 0);
+    CHECK(s->pair[1]._bits == 0);
+    // Ended and popped: a second end reports it, and a new section on the
+    // same mutex locks it (it is no re-entry of a stale chain head).
+    if (which == 0) {
+      weave_critical_section_end(&cs);
+      CHECK(last_error_has("weave_critical_section_end: the section has already ended"));
+    } else {
+      weave_critical_section2_end(&cs2);
+      CHECK(last_error_has("weave_critical_section2_end: the section has already ended"));
+    }
+    weave_critical_section_t again;
+    weave_critical_section_begin(&again, contended);
+    CHECK(again._cs_mutex == contended);
+    CHECK(locked(contended));
+    weave_critical_section_end(&again);
+    CHECK(contended->_bits == 0);
+  }
+}
+
+TEST_CASE("a two-mutex begin that takes the lower mutex and finds the higher busy holds the lower while it waits") {
+  struct State {
+    weave_mutex_t pair[2] = {{0}, {0}};  // pair[0] has the lower address
+    weave_mutex_t outer = {0};
+    std::atomic<int> step{0};
+    std::atomic<int> both_held{0}, outer_resumed{0}, outer_released_at_end{0};
+  };
+  auto s = std::make_shared<State>();
+  weave_mutex_lock(&s->pair[1]);  // the higher one, held by the test
+  watched_thread t([s] {
+    weave_critical_section_t outer;
+    weave_critical_section_begin(&outer, &s->outer);  // creates the state
+    weave_critical_section2_t cs;
+    s->step = 1;
+    weave_critical_section2_begin(&cs, &s->pair[1], &s->pair[0]);  // parks on pair[1]
+    s->both_held = locked(&s->pair[0]) && locked(&s->pair[1]);
+    s->step = 2;
+    weave_critical_section2_end(&cs);  // the outer section was suspended: resumed here
+    s->outer_resumed = locked(&s->outer);
+    weave_critical_section_end(&outer);
+    s->outer_released_at_end = !locked(&s->outer);
+    s->step = 3;
+  });
+  REQUIRE(wait_until([&] { return s->step.load() == 1; }));
+  REQUIRE(wait_until([&] { return (s->pair[1]._bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
+  // Hold-first-wait-second, the one order anyone waits in for this pair;
+  // the enclosing section is suspended while the thread sleeps.
+  CHECK(locked(&s->pair[0]));
+  CHECK_FALSE(locked(&s->outer));
+  CHECK(weave_mutex_unlock(&s->pair[1]) == 0);
+  REQUIRE(t.join_within(10000));
+  CHECK(s->step.load() == 3);
+  CHECK(s->both_held.load() == 1);
+  CHECK(s->outer_resumed.load() == 1);
+  CHECK(s->outer_released_at_end.load() == 1);
+  CHECK(s->pair[0]._bits == 0);
+  CHECK(s->pair[1]._bits == 0);
+  CHECK(s->outer._bits == 0);
+}
+
+namespace {
+// Sections begun at a thread's exit: in a pthread key destructor (before the
+// library tears the thread's state down) and in a thread-exit destructor
+// (during that teardown). Each records 1 + the failed step, or 1 for success.
+struct ExitSections {
+  weave_mutex_t a = {0}, b = {0};
+  std::atomic<int> in_key_destructor{0}, in_thread_exit_destructor{0};
+  std::atomic<int> errors{0};
+};
+ExitSections *exit_sections;
+
+int sections_at_exit() {
+  weave_critical_section_t outer;
+  weave_critical_section_begin(&outer, &exit_sections->a);
+  int step = nested_suspend_resume(&exit_sections->a, &exit_sections->b);
+  weave_critical_section2_t pair;
+  weave_critical_section2_begin(&pair, &exit_sections->b, &exit_sections->a);  // a is held by outer: C# path
+  if (step == 0 && !(locked(&exit_sections->a) && locked(&exit_sections->b))) step = 50;
+  weave_critical_section2_end(&pair);
+  weave_critical_section_end(&outer);
+  if (step == 0 && (locked(&exit_sections->a) || locked(&exit_sections->b))) step = 51;
+  if (std::string(weave_last_error()).find("critical_section") != std::string::npos) exit_sections->errors++;
+  return 1 + step;
+}
+}  // namespace
+
+TEST_CASE("sections begun in a pthread key destructor and in a thread-exit destructor") {
+  static ExitSections state;
+  exit_sections = &state;
+  pthread_key_t key;
+  REQUIRE(pthread_key_create(&key, [](void *) { exit_sections->in_key_destructor = sections_at_exit(); }) == 0);
+  std::atomic<int> registered{-1};
+  native_thread t([key, &registered] {
+    static thread_local void *slot = nullptr;
+    slot = &slot;
+    registered = weave_register_destructor(&slot, [](void *) { exit_sections->in_thread_exit_destructor = sections_at_exit(); });
+    pthread_setspecific(key, &slot);
+  });
+  t.join();
+  REQUIRE(registered.load() == 0);
+  CHECK(state.in_key_destructor.load() == 1);
+  CHECK(state.in_thread_exit_destructor.load() == 1);
+  CHECK(state.errors.load() == 0);
+  CHECK(state.a._bits == 0);
+  CHECK(state.b._bits == 0);
+  pthread_key_delete(key);
+}
+
+TEST_CASE("fork inside sections: the child ends them, and uses sections on its thread and on a new one") {
+  static weave_mutex_t a = {0}, b = {0}, c = {0};
+  weave_critical_section_t outer, inner;
+  weave_critical_section_begin(&outer, &a);
+  weave_critical_section_begin(&inner, &b);
+  pid_t pid = ftw_test::fork_quiesced();
+  if (pid == 0) {
+    // The child's only thread: its state, its chain and the held mutexes were
+    // copied with it.
+    prime_error_any_thread();
+    int bad = 0;
+    weave_critical_section2_t pair;
+    weave_critical_section2_begin(&pair, &c, &b);  // b is the innermost's: C# path, parks on itself
+    if (!locked(&b) || !locked(&c)) bad |= 1;
+    weave_critical_section2_end(&pair);
+    weave_critical_section_end(&inner);
+    if (locked(&b) || locked(&c)) bad |= 2;
+    if (nested_suspend_resume(&a, &b) != 0) bad |= 4;
+    std::atomic<int> thread_ok{0};
+    pthread_t t;
+    if (pthread_create(
+            &t, nullptr,
+            [](void *p) -> void * {
+              auto *ok = static_cast<std::atomic<int> *>(p);
+              weave_critical_section_t cs;
+              weave_critical_section_begin(&cs, &c);  // a new thread of the child: new state
+              int good = locked(&c) ? 1 : 0;
+              weave_critical_section_end(&cs);
+              *ok = good && !locked(&c);
+              return nullptr;
+            },
+            &thread_ok) != 0 ||
+        pthread_join(t, nullptr) != 0 || thread_ok.load() != 1) {
+      bad |= 8;
+    }
+    weave_critical_section_end(&outer);
+    if (locked(&a)) bad |= 16;
+    if (std::string(weave_last_error()).find("critical_section") != std::string::npos) {
+      std::fprintf(stderr, "child: %s\n", weave_last_error());
+      bad |= 32;
+    }
+    _exit(bad);
+  }
+  REQUIRE(pid > 0);
+  weave_critical_section_end(&inner);
+  weave_critical_section_end(&outer);
+  CHECK(a._bits == 0);
+  CHECK(b._bits == 0);
+  CHECK(ftw_test::wait_child(pid) == 0);
+}

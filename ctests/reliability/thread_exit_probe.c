@@ -568,12 +568,68 @@ static int section2_after_teardown(const char *library) {
   exit(0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Uncontended sections begun after the calling thread's teardown (the main
+ * thread inside exit(), as above). The library's C fast path reaches the
+ * thread's chain through a thread-local pointer that the teardown clears
+ * before it frees the thread's state: these sections must be the untracked
+ * ones of a thread without state (locked, not pushed, the error recorded),
+ * never pushed onto the freed state.                                        */
+
+static weave_mutex_t late_one, late_two[2];
+static atomic_int late_sections_ran;
+
+static int late_error_is_teardown(void) { return strstr(w.last_error(), "past its thread-exit teardown") != NULL; }
+
+static void late_sections(void *unused) {
+  (void)unused;
+  weave_critical_section_t cs;
+  weave_critical_section2_t cs2;
+  w.cs_begin(&cs, &late_one);
+  check(late_error_is_teardown(), "a late begin finds no per-thread state", 0);
+  check(w.mutex_is_locked(&late_one), "and locks its mutex", 0);
+  /* Another message in between, so the next check sees the next begin's. */
+  check(w.mutex_lock_timed(NULL, 0, 0) == WEAVE_E_INVALID && !late_error_is_teardown(), "error reset", 0);
+  w.cs2_begin(&cs2, &late_two[1], &late_two[0]);
+  check(late_error_is_teardown(), "a late two-mutex begin finds no per-thread state", 0);
+  check(w.mutex_is_locked(&late_two[0]) && w.mutex_is_locked(&late_two[1]), "and locks both", 0);
+  w.cs2_end(&cs2);
+  check(!w.mutex_is_locked(&late_two[0]) && !w.mutex_is_locked(&late_two[1]), "its end unlocks both", 0);
+  w.cs_end(&cs);
+  check(!w.mutex_is_locked(&late_one), "the first end unlocks", 0);
+  atomic_store(&late_sections_ran, 1);
+  if (failures != 0) {
+    _exit(1);
+  }
+}
+
+static void late_sections_must_have_run(void) {
+  if (!atomic_load(&late_sections_ran)) {
+    printf("FAIL the late sections did not run\n");
+    _exit(1);
+  }
+}
+
+static int sections_after_teardown(const char *library) {
+  load(library);
+  /* atexit handlers run after the thread_local-style hooks. */
+  atexit(late_sections_must_have_run);
+  /* Registered before the thread's first ft_weave call: runs after the
+   * library's teardown hook in exit() (last in, first out). */
+  __cxa_thread_atexit_impl(late_sections, NULL, __dso_handle);
+  weave_mutex_t first = {0};
+  weave_critical_section_t cs;
+  w.cs_begin(&cs, &first); /* the thread's ft_weave state starts here */
+  w.cs_end(&cs);
+  exit(0);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: %s LIBRARY matrix-before|matrix-after|main-pthread-exit|"
             "main-pthread-exit-unattached|dlclose|first-call-in-key-destructor [N]|"
-            "keys-exhausted-after-load|section2-after-teardown\n",
+            "keys-exhausted-after-load|section2-after-teardown|sections-after-teardown\n",
             argv[0]);
     return 2;
   }
@@ -589,6 +645,7 @@ int main(int argc, char **argv) {
     return first_call_in_key_destructor(library, argc > 3 ? atoi(argv[3]) : 20000);
   if (strcmp(mode, "keys-exhausted-after-load") == 0) return keys_exhausted_after_load(library);
   if (strcmp(mode, "section2-after-teardown") == 0) return section2_after_teardown(library);
+  if (strcmp(mode, "sections-after-teardown") == 0) return sections_after_teardown(library);
   fprintf(stderr, "unknown mode %s\n", mode);
   return 2;
 }

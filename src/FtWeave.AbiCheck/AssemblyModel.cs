@@ -10,8 +10,15 @@ using System.Reflection.PortableExecutable;
 
 namespace FtWeave.AbiCheck;
 
-/// <summary>An <c>[UnmanagedCallersOnly(EntryPoint = "...")]</c> method.</summary>
-internal sealed record EntryPoint(string Name, string Method, AbiType Return, IReadOnlyList<HeaderParameter> Parameters);
+/// <summary>
+/// An <c>[UnmanagedCallersOnly(EntryPoint = "...")]</c> method.
+/// <paramref name="Internal"/>: it also carries <c>[CalledFromNative]</c>
+/// (FtWeave.Interop.CalledFromNativeAttribute): only the library's C part
+/// calls it and it must not be exported; <paramref name="SlowPathOf"/> then
+/// names the header function whose fast path the C part defines, if any.
+/// </summary>
+internal sealed record EntryPoint(string Name, string Method, AbiType Return, IReadOnlyList<HeaderParameter> Parameters,
+    bool Internal = false, string? SlowPathOf = null);
 
 internal sealed record ManagedField(string Name, int Offset, AbiType Type);
 
@@ -111,9 +118,11 @@ internal sealed class AssemblyModel
                         names[parameter.SequenceNumber - 1] = reader.GetString(parameter.Name);
                     }
                 }
+                bool isInternal = TryGetCalledFromNative(reader, method, out string? slowPathOf);
                 model.EntryPoints.Add(new EntryPoint(entryPoint, typeName + "." + reader.GetString(method.Name),
                     signature.ReturnType,
-                    signature.ParameterTypes.Select((t, i) => new HeaderParameter(names[i] ?? $"arg{i}", t)).ToList()));
+                    signature.ParameterTypes.Select((t, i) => new HeaderParameter(names[i] ?? $"arg{i}", t)).ToList(),
+                    isInternal, slowPathOf));
             }
             foreach (FieldDefinitionHandle fieldHandle in type.GetFields())
             {
@@ -153,6 +162,30 @@ internal sealed class AssemblyModel
                 {
                     entryPoint = argument.Value as string;
                 }
+            }
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// True for a method carrying <c>FtWeave.Interop.CalledFromNativeAttribute</c>;
+    /// <paramref name="slowPathOf"/> is its constructor argument (null if none).
+    /// </summary>
+    private static bool TryGetCalledFromNative(MetadataReader reader, MethodDefinition method, out string? slowPathOf)
+    {
+        slowPathOf = null;
+        foreach (CustomAttributeHandle handle in method.GetCustomAttributes())
+        {
+            CustomAttribute attribute = reader.GetCustomAttribute(handle);
+            if (AttributeTypeName(reader, attribute) != "FtWeave.Interop.CalledFromNativeAttribute")
+            {
+                continue;
+            }
+            CustomAttributeValue<object?> value = attribute.DecodeValue(new AttributeArgumentProvider());
+            if (value.FixedArguments.Length > 0)
+            {
+                slowPathOf = value.FixedArguments[0].Value as string;
             }
             return true;
         }

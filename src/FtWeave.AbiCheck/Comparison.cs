@@ -39,8 +39,16 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
     private void CompareFunctions()
     {
         var entryPoints = new Dictionary<string, EntryPoint>(StringComparer.Ordinal);
+        // Header functions the C part defines (src/native), each with the C#
+        // entry points that serve as its slow paths ([CalledFromNative]).
+        var slowPaths = new Dictionary<string, List<EntryPoint>>(StringComparer.Ordinal);
         foreach (EntryPoint entryPoint in assembly.EntryPoints)
         {
+            if (entryPoint.Internal)
+            {
+                CheckInternal(entryPoint, slowPaths);
+                continue;
+            }
             if (!entryPoints.TryAdd(entryPoint.Name, entryPoint))
             {
                 Difference($"C# entry point {entryPoint.Name} is defined twice: {entryPoints[entryPoint.Name].Method} and {entryPoint.Method}");
@@ -59,6 +67,26 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
             string where = $"declared in {header.FileName}:{function.Line}{(function.IsStaticInline ? ", static inline" : "")}";
             entryPoints.TryGetValue(function.Name, out EntryPoint? entryPoint);
             bool exported = library.Symbols.Contains(function.Name);
+            if (slowPaths.Remove(function.Name, out List<EntryPoint>? slow))
+            {
+                // Defined in C (its prototype is checked by the C compiler,
+                // which sees the header); each C# slow path takes the same
+                // parameters, which the comparison below checks.
+                if (entryPoint != null)
+                {
+                    Difference($"{function.Name} is defined both by the C part (slow path {slow[0].Method}) and by the C# entry point {entryPoint.Method}");
+                }
+                else if (!exported)
+                {
+                    Difference($"missing export: {function.Name} ({where}; defined by the C part, whose slow path is {slow[0].Method}, " +
+                               $"but {library.FileName} does not export it: missing from the version script?)");
+                }
+                foreach (EntryPoint path in slow)
+                {
+                    CompareSignature(function, path);
+                }
+                continue;
+            }
             if (!exported)
             {
                 Difference(entryPoint == null
@@ -75,6 +103,10 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
                 CompareSignature(function, entryPoint);
             }
         }
+        foreach ((string name, List<EntryPoint> paths) in slowPaths)
+        {
+            Difference($"{paths[0].Method} is marked as the slow path of {name}, which {header.FileName} does not declare");
+        }
         var undeclared = new SortedSet<string>(library.Symbols.Where(s => !declared.Contains(s)), StringComparer.Ordinal);
         undeclared.UnionWith(entryPoints.Keys.Where(n => !declared.Contains(n)));
         foreach (string name in undeclared)
@@ -88,6 +120,27 @@ internal sealed partial class Comparison(HeaderModel header, AssemblyModel assem
                 (false, _) => $"C# entry point {entryPoint!.Method}, not exported by {library.FileName}: stale build?",
             };
             Difference($"extra export: {name} (not declared in {header.FileName}; {from})");
+        }
+    }
+
+    /// <summary>
+    /// An entry point only the C part calls: it must not be exported (the C
+    /// part declares it hidden), and a slow path is recorded for its function.
+    /// </summary>
+    private void CheckInternal(EntryPoint entryPoint, Dictionary<string, List<EntryPoint>> slowPaths)
+    {
+        if (library.Symbols.Contains(entryPoint.Name))
+        {
+            Difference($"internal entry point exported: {entryPoint.Name} ({entryPoint.Method} is [CalledFromNative], " +
+                       $"but {library.FileName} exports it: not declared hidden in src/native/ftw_native.h?)");
+        }
+        if (entryPoint.SlowPathOf != null)
+        {
+            if (!slowPaths.TryGetValue(entryPoint.SlowPathOf, out List<EntryPoint>? list))
+            {
+                slowPaths[entryPoint.SlowPathOf] = list = [];
+            }
+            list.Add(entryPoint);
         }
     }
 

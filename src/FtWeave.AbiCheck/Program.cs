@@ -10,6 +10,10 @@ using FtWeave.AbiCheck.Interop;
 // against the symbols libft_weave.so exports (nm -D). Prints one line per
 // difference and exits 1 if there is any; 0 with a summary line otherwise;
 // 2 when it cannot run. CTest runs it as `abi_check` (ctests/CMakeLists.txt).
+// Entry points marked [CalledFromNative] (FtWeave.Interop) are internal: the
+// library's C part calls them and they must not be exported; one marked as
+// the slow path of a header function stands in for that function's C# entry
+// point (the C part defines the export) and is compared with its prototype.
 
 const string Usage =
     "usage: FtWeave.AbiCheck <ft_weave.h> <ft_weave.dll or a folder holding it> <libft_weave.so>\n" +

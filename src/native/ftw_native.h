@@ -38,6 +38,33 @@ void ftw_process_exit_init(void);
 void ftw_main_thread_exiting(void);
 void ftw_process_exit_forget_current_thread(void);
 
+/* critical_section.c: the fast paths of weave_critical_section_begin/end and
+ * 2_begin/2_end (exported: ft_weave.h declares them WEAVE_API). */
+struct weave_mutex;
+struct weave_critical_section;
+struct weave_critical_section2;
+/* CriticalSection.cs's tag bits and the mutex bits, packed, for its check. */
+uint64_t ftw_critical_section_constants(void);
+/* Sets the calling thread's &ThreadContext.SectionTop, or NULL (C# only). */
+void ftw_critical_section_publish(uintptr_t *top);
+
+/* C# [UnmanagedCallersOnly] entry points that critical_section.c calls
+ * (Exports/CriticalSectionExports.cs). Declared hidden here, which makes the
+ * linked symbols hidden: they are never exported, whatever the runtime's
+ * version script lists. Each goes through the NativeAOT transition. */
+/* The former exports: every case (NULL checks, no context, contended...). */
+void ftw_critical_section_begin_slow(struct weave_critical_section *c, struct weave_mutex *m);
+void ftw_critical_section_end_slow(struct weave_critical_section *c);
+void ftw_critical_section2_begin_slow(struct weave_critical_section2 *c, struct weave_mutex *m1,
+                                      struct weave_mutex *m2);
+void ftw_critical_section2_end_slow(struct weave_critical_section2 *c);
+/* m1 < m2, the caller's context is published and it holds m1 (its CAS
+ * succeeded) but m2's CAS failed: push and lock m2 the slow way. */
+void ftw_critical_section2_begin_contended(struct weave_critical_section2 *c, struct weave_mutex *m1,
+                                           struct weave_mutex *m2);
+/* Mutex.UnlockSlow (no error recorded: as Mutex.Unlock in C#). */
+int ftw_mutex_unlock_slow(struct weave_mutex *m);
+
 #pragma GCC visibility pop
 
 #endif

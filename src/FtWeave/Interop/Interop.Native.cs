@@ -101,6 +101,20 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "ftw_getpid")]
     internal static partial int GetPid();
 
+    /// <summary>
+    /// Sets the calling thread's pointer to its ThreadContext.SectionTop for
+    /// the critical sections' C fast paths (src/native/critical_section.c),
+    /// or clears it (NULL). One thread-local store.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_critical_section_publish")]
+    [SuppressGCTransition]
+    internal static partial void PublishSectionTop(nuint* top);
+
+    /// <summary>The C fast paths' tag bits and mutex bits, packed (CriticalSections checks them).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_critical_section_constants")]
+    [SuppressGCTransition]
+    internal static partial ulong CriticalSectionConstants();
+
     /// <summary>1 if thread <paramref name="tid"/> of this process still runs code, 0 if it is gone.</summary>
     [LibraryImport(Library, EntryPoint = "ftw_thread_alive")]
     internal static partial int ThreadAlive(int tid);

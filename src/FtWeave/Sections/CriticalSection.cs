@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using Mutex = FtWeave.Locks.Mutex;
+using FtWeave.Interop;
 using FtWeave.Locks;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -46,6 +47,25 @@ internal unsafe struct weave_critical_section2_t
 /// A condition wait does its own suspension and resumption instead (see
 /// "Condition waits inside sections" below), because the mutex it waits with
 /// may be a section's.
+///
+/// Fast paths in C. The exports weave_critical_section_begin/end and
+/// 2_begin/2_end are defined in src/native/critical_section.c, which does
+/// the uncontended cases itself, without the NativeAOT transition: a begin
+/// whose CAS succeeds (push), a begin that is a re-entry on the innermost
+/// active section, the end of a re-entry, and the end of the innermost active
+/// section when the one around it is not suspended (unlock, pop). Whatever
+/// else (NULL arguments, no context yet, a contended mutex, a suspended
+/// section to resume, misuse, teardown) comes here through the ftw_* entry
+/// points of Exports/CriticalSectionExports.cs, which are this class's
+/// operations as they were when they were the exports. The rules stay here:
+/// the C part only performs, with the same stores in the same order, what
+/// these methods would do in those cases, and its table says which. The C
+/// part reaches the chain through a thread-local pointer to
+/// ThreadContext.SectionTop that <see cref="Publish"/> sets when the thread's
+/// context is created and clears at its teardown, before the context is
+/// freed; it holds the tag bits below as its own constants, which
+/// <see cref="Publish"/> compares with these before ever publishing (a
+/// mismatch keeps the fast path off: every call then comes here).
 /// </summary>
 internal static unsafe class CriticalSections
 {
@@ -67,6 +87,43 @@ internal static unsafe class CriticalSections
     /// re-entry (0) and from <see cref="NotPushed"/>.
     /// </summary>
     private const nuint Ended = Inactive;
+
+    /// <summary>
+    /// The constants of src/native/critical_section.c, packed as
+    /// ftw_critical_section_constants packs them: the tag bits and encodings
+    /// above, then the mutex bits.
+    /// </summary>
+    private static ulong ExpectedNativeConstants =>
+        Inactive | (ulong)TwoMutexes << 8 | (ulong)Ended << 16 | (ulong)NotPushed << 24
+        | (ulong)Mutex.Locked << 32 | (ulong)Mutex.HasParked << 40;
+
+    // 0 not checked yet, 1 the C part's constants match, 2 they do not.
+    private static int s_nativeState;
+
+    /// <summary>
+    /// Hands the C fast paths the calling thread's chain head
+    /// (<paramref name="ctx"/> just created) or takes it away (NULL, at the
+    /// context's teardown, before it is freed).
+    /// </summary>
+    internal static void Publish(ThreadContext* ctx)
+    {
+        if (ctx == null)
+        {
+            Native.PublishSectionTop(null);
+            return;
+        }
+        int state = Volatile.Read(ref s_nativeState);
+        if (state == 0)
+        {
+            // Racing threads compute the same answer.
+            state = Native.CriticalSectionConstants() == ExpectedNativeConstants ? 1 : 2;
+            Volatile.Write(ref s_nativeState, state);
+        }
+        if (state == 1)
+        {
+            Native.PublishSectionTop(&ctx->SectionTop);
+        }
+    }
 
     private static weave_critical_section_t* Untag(nuint tag) => (weave_critical_section_t*)(tag & ~TagMask);
 
@@ -193,6 +250,31 @@ internal static unsafe class CriticalSections
             return;
         }
         Begin2Slow(ctx, c, m1, m2, m1Locked);
+    }
+
+    /// <summary>
+    /// The C fast path of a two-mutex begin took <paramref name="m1"/> (the
+    /// lower address) and failed to take <paramref name="m2"/>: what
+    /// <see cref="Begin2"/> does after its first CAS succeeded. Holding m1,
+    /// the innermost active section holds neither (it would hold m1 locked),
+    /// so this is no re-entry.
+    /// </summary>
+    internal static void Begin2HoldingFirst(weave_critical_section2_t* c, byte* m1, byte* m2)
+    {
+        ThreadContext* ctx = ThreadContexts.Peek();
+        if (ctx == null)
+        {
+            // Not reached: the C part calls this only while the context is
+            // published. Should it be, lock untracked like BeginUntracked.
+            ThreadContexts.SetError(WEAVE_E_STATE, "weave_critical_section2_begin: no per-thread state; the section locks but cannot be suspended\0"u8);
+            c->_cs_base._cs_mutex = m1;
+            c->_cs_base._cs_prev = NotPushed;
+            c->_cs_mutex2 = null;
+            Mutex.Lock(m2);
+            c->_cs_mutex2 = m2;
+            return;
+        }
+        Begin2Slow(ctx, c, m1, m2, m1Locked: true);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -204,6 +204,8 @@ internal static unsafe class ThreadContexts
                 return null;
             }
         }
+        // From now on the critical sections' C fast paths use it too.
+        Sections.CriticalSections.Publish(ctx);
         error = 0;
         return ctx;
     }
@@ -257,6 +259,9 @@ internal static unsafe class ThreadContexts
         // already exists for this key, so this set cannot fail for memory.)
         TryGetKey(out uint key);
         Pthread.SetSpecific(key, (void*)TornDown);
+        // The C fast paths must never reach the context once it is freed:
+        // they come to C# again, which finds the thread torn down.
+        Sections.CriticalSections.Publish(null);
         if (s_fallbackUsed != 0)
         {
             t_fallbackError = null;
