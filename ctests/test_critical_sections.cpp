@@ -710,9 +710,11 @@ TEST_CASE("a two-mutex begin that takes the lower mutex and finds the higher bus
   REQUIRE(wait_until([&] { return s->step.load() == 1; }));
   REQUIRE(wait_until([&] { return (s->pair[1]._bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
   // Hold-first-wait-second, the one order anyone waits in for this pair;
-  // the enclosing section is suspended while the thread sleeps.
+  // the enclosing section is suspended while the thread sleeps. The parked
+  // bit is set under the bucket lock, the suspension follows once the
+  // waiter is queued (outside that lock): wait for it rather than race it.
   CHECK(locked(&s->pair[0]));
-  CHECK_FALSE(locked(&s->outer));
+  CHECK(wait_until([&] { return !locked(&s->outer); }));
   CHECK(weave_mutex_unlock(&s->pair[1]) == 0);
   REQUIRE(t.join_within(10000));
   CHECK(s->step.load() == 3);
