@@ -148,24 +148,18 @@ internal sealed class AssemblyModel
     private static bool TryGetEntryPoint(MetadataReader reader, MethodDefinition method, out string? entryPoint)
     {
         entryPoint = null;
-        foreach (CustomAttributeHandle handle in method.GetCustomAttributes())
+        if (FindAttribute(reader, method, "System.Runtime.InteropServices.UnmanagedCallersOnlyAttribute") is not { } value)
         {
-            CustomAttribute attribute = reader.GetCustomAttribute(handle);
-            if (AttributeTypeName(reader, attribute) != "System.Runtime.InteropServices.UnmanagedCallersOnlyAttribute")
-            {
-                continue;
-            }
-            CustomAttributeValue<object?> value = attribute.DecodeValue(new AttributeArgumentProvider());
-            foreach (CustomAttributeNamedArgument<object?> argument in value.NamedArguments)
-            {
-                if (argument.Name == "EntryPoint")
-                {
-                    entryPoint = argument.Value as string;
-                }
-            }
-            return true;
+            return false;
         }
-        return false;
+        foreach (CustomAttributeNamedArgument<object?> argument in value.NamedArguments)
+        {
+            if (argument.Name == "EntryPoint")
+            {
+                entryPoint = argument.Value as string;
+            }
+        }
+        return true;
     }
 
     /// <summary>
@@ -175,21 +169,29 @@ internal sealed class AssemblyModel
     private static bool TryGetCalledFromNative(MetadataReader reader, MethodDefinition method, out string? slowPathOf)
     {
         slowPathOf = null;
+        if (FindAttribute(reader, method, "FtWeave.Interop.CalledFromNativeAttribute") is not { } value)
+        {
+            return false;
+        }
+        if (value.FixedArguments.Length > 0)
+        {
+            slowPathOf = value.FixedArguments[0].Value as string;
+        }
+        return true;
+    }
+
+    /// <summary>The decoded arguments of <paramref name="method"/>'s first attribute of type <paramref name="typeName"/>, or null.</summary>
+    private static CustomAttributeValue<object?>? FindAttribute(MetadataReader reader, MethodDefinition method, string typeName)
+    {
         foreach (CustomAttributeHandle handle in method.GetCustomAttributes())
         {
             CustomAttribute attribute = reader.GetCustomAttribute(handle);
-            if (AttributeTypeName(reader, attribute) != "FtWeave.Interop.CalledFromNativeAttribute")
+            if (AttributeTypeName(reader, attribute) == typeName)
             {
-                continue;
+                return attribute.DecodeValue(new AttributeArgumentProvider());
             }
-            CustomAttributeValue<object?> value = attribute.DecodeValue(new AttributeArgumentProvider());
-            if (value.FixedArguments.Length > 0)
-            {
-                slowPathOf = value.FixedArguments[0].Value as string;
-            }
-            return true;
         }
-        return false;
+        return null;
     }
 
     internal static string AttributeTypeName(MetadataReader reader, CustomAttribute attribute)
