@@ -190,8 +190,12 @@ class Transfers(unittest.TestCase):
             return run
 
         def collector():
+            # A pause between collections: each collection stops the world,
+            # and back-to-back ones on 2 cores starve the movers of turns to
+            # re-attach (CPython's own scheduling, not a hang) for minutes.
             while not done.is_set():
                 gc.collect()
+                time.sleep(0.001)
 
         collector_thread = threading.Thread(target=collector, daemon=True)
         collector_thread.start()
