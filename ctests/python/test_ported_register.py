@@ -11,7 +11,6 @@ PYTHONPATH.
 """
 
 import ctypes
-import sys
 import unittest
 
 import ftw_sections_ext as ext
@@ -81,11 +80,6 @@ class PortedRegisterTest(unittest.TestCase):
         # ctypes.CDLL detaches the thread state around the call: 1, nothing set.
         self.assertEqual(helper(ctypes.CDLL)(None, None), 1)
         self.assertIn("var is NULL", ext.last_error())
-
-    @unittest.skipUnless(hasattr(sys, "_is_gil_enabled"), "no free-threaded build before 3.13")
-    def test_module_keeps_the_gil_off(self):
-        if "t" in sys.abiflags:
-            self.assertFalse(sys._is_gil_enabled())
 
 
 if __name__ == "__main__":

@@ -139,6 +139,16 @@ class weave_python_api_t(ctypes.Structure):
         ("make_pending_calls", ctypes.c_void_p),
     ]
 
+
+class weave_python_errors_t(ctypes.Structure):
+    # PyErr_SetString's address and the exception type objects.
+    _fields_ = [
+        ("set_string", ctypes.c_void_p),
+        ("value_error", ctypes.c_void_p),
+        ("memory_error", ctypes.c_void_p),
+        ("runtime_error", ctypes.c_void_p),
+    ]
+
 _c_int = ctypes.c_int
 _c_void_p = ctypes.c_void_p
 _P = ctypes.POINTER
@@ -463,8 +473,7 @@ def lib():
                 )
             if key is not None:
                 _check_copies(key, path, files)
-            _tell_python_api(loaded)
-            _tell_python_errors(loaded)
+            _tell_python(loaded)
             _path = path
             _lib = loaded
     return _lib
@@ -485,67 +494,47 @@ def check_library_copies():
     return _check_copies(mapped[0], _path, files)
 
 
-def _tell_python_api(loaded):
-    """Hands this interpreter's thread-state functions to the library
-    (weave_set_python_api), so that waits detach from it even when the
-    library could not find CPython by itself when it was loaded (a libpython
-    loaded privately). The library never looks CPython up from a waiting
-    path. Best effort: an older library, or a Python whose functions ctypes
-    cannot see, just keeps what the library found at load time."""
-    fn = getattr(loaded, "weave_set_python_api", None)
-    if fn is None:
-        return
+def _tell_python(loaded):
+    """Hands this interpreter's thread-state functions (weave_set_python_api)
+    and its PyErr_SetString and exception types (weave_set_python_errors) to
+    the library, so that waits detach from it and the ft_utils helpers
+    (_py_register_wvls_destructor) set exceptions even when the library
+    could not find CPython by itself when it was loaded (a libpython loaded
+    privately). The library never looks CPython up from a waiting path. Best
+    effort: an older library, or a Python whose functions ctypes cannot see,
+    just keeps what the library found at load time."""
     api = ctypes.pythonapi
 
     def address(name):
         return ctypes.cast(getattr(api, name), ctypes.c_void_p).value
 
-    try:
+    def thread_state_functions():
         if hasattr(api, "PyThreadState_GetUnchecked"):  # 3.13+
             get, check = address("PyThreadState_GetUnchecked"), None
         else:
             get, check = address("_PyThreadState_UncheckedGet"), address("PyGILState_Check")
-        table = weave_python_api_t(
+        return weave_python_api_t(
             get, check, address("PyEval_SaveThread"), address("PyEval_RestoreThread"), address("Py_MakePendingCalls")
         )
-    except AttributeError:
-        return
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.POINTER(weave_python_api_t)]
-    fn(ctypes.byref(table))
 
+    def error_functions():
+        # CPython: id() is the object's address.
+        return weave_python_errors_t(address("PyErr_SetString"), id(ValueError), id(MemoryError), id(RuntimeError))
 
-class weave_python_errors_t(ctypes.Structure):
-    # PyErr_SetString's address and the exception type objects.
-    _fields_ = [
-        ("set_string", ctypes.c_void_p),
-        ("value_error", ctypes.c_void_p),
-        ("memory_error", ctypes.c_void_p),
-        ("runtime_error", ctypes.c_void_p),
-    ]
-
-
-def _tell_python_errors(loaded):
-    """Hands this interpreter's PyErr_SetString and exception types to the
-    library (weave_set_python_errors), with which the ft_utils helpers
-    (_py_register_wvls_destructor) set exceptions when CPython was not found
-    at load time. Best effort, as _tell_python_api."""
-    fn = getattr(loaded, "weave_set_python_errors", None)
-    if fn is None:
-        return
-    api = ctypes.pythonapi
-    try:
-        table = weave_python_errors_t(
-            ctypes.cast(api.PyErr_SetString, ctypes.c_void_p).value,
-            id(ValueError),  # CPython: id() is the object's address
-            id(MemoryError),
-            id(RuntimeError),
-        )
-    except AttributeError:
-        return
-    fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.POINTER(weave_python_errors_t)]
-    fn(ctypes.byref(table))
+    for name, make_table in (
+        ("weave_set_python_api", thread_state_functions),
+        ("weave_set_python_errors", error_functions),
+    ):
+        fn = getattr(loaded, name, None)
+        if fn is None:
+            continue
+        try:
+            table = make_table()
+        except AttributeError:
+            continue
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.POINTER(type(table))]
+        fn(ctypes.byref(table))
 
 
 def library_path():
