@@ -5,7 +5,7 @@
 //   lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO]
 //             [--peer NAME]   (only peers whose name contains NAME: for profiling)
 //
-// Scenarios: uncontended, contended, pingpong, rwlock, churn, event, cond.
+// Scenarios: uncontended, contended, pingpong, rwlock, churn, regpair, event, cond.
 // Output: one CSV row per (scenario, peer, threads, workload) with the median
 // of --reps repetitions, plus '#'-prefixed lines describing the machine. A
 // self-check (the shared counter equals the sum of the acquisitions) makes
@@ -454,6 +454,37 @@ void *weave_destructors_thread(void *) {
   return nullptr;
 }
 
+#ifdef FTW_BENCH_FT_UTILS
+// ft_utils' weave (bench/CMakeLists.txt, FT_WEAVE_BENCH_FT_UTILS_DIR): the code
+// ft_weave replaces, its public names prefixed ftu_.
+extern "C" {
+int ftu_weave_init(void);
+void ftu_register_wvls_destructor(void **var, void (*destructor)(void *));
+int ftu_unregister_wvls_destructor(void **var);
+}
+constexpr bool have_ft_utils = true;
+
+// Creates ft_utils' destructor key, once (what importing its module does).
+bool ft_utils_ready() {
+  static const bool ok = ftu_weave_init() == 0;
+  if (!ok) {
+    std::fprintf(stderr, "lockbench: ft_utils weave: creating its destructor key failed\n");
+    failures++;
+  }
+  return ok;
+}
+
+void *ft_utils_destructors_thread(void *) {
+  ftu_register_wvls_destructor(&tls_a, count_destructor);
+  ftu_register_wvls_destructor(&tls_b, count_destructor);
+  ftu_register_wvls_destructor(&tls_c, count_destructor);
+  ftu_register_wvls_destructor(&tls_d, count_destructor);
+  return nullptr;
+}
+#else
+constexpr bool have_ft_utils = false;
+#endif
+
 pthread_key_t keys[4];
 void *pthread_keys_thread(void *) {
   for (pthread_key_t k : keys) {
@@ -484,29 +515,110 @@ void churn() {
   struct Case {
     const char *name;
     void *(*fn)(void *);
+    int destructors;
   };
-  const Case cases[] = {{"plain create+join", plain_thread},
-                        {"ft_weave 4 destructors", weave_destructors_thread},
-                        {"ft_weave 1 call (no destructor)", weave_call_thread},
-                        {"pthread keys 4 destructors", pthread_keys_thread}};
+  std::vector<Case> cases = {{"plain create+join", plain_thread, 0},
+                             {"ft_weave 4 destructors", weave_destructors_thread, 4},
+                             {"ft_weave 1 call (no destructor)", weave_call_thread, 0},
+                             {"pthread keys 4 destructors", pthread_keys_thread, 4}};
+#ifdef FTW_BENCH_FT_UTILS
+  if (!ft_utils_ready()) {
+    return;
+  }
+  cases.push_back({"ft_utils weave 4 destructors", ft_utils_destructors_thread, 4});
+#else
+  std::printf("# churn: ft_utils weave skipped (configure with FT_WEAVE_BENCH_FT_UTILS_DIR)\n");
+#endif
   // Cases interleaved within each repetition, as run_interleaved does.
-  std::vector<std::vector<double>> us(std::size(cases));
+  std::vector<std::vector<double>> us(cases.size());
+  uint64_t expected = 0;
   for (const Case &c : cases) {
     churn_once(c.fn, n / 10);
+    expected += (uint64_t)c.destructors * (uint64_t)(n / 10 + n * opt.reps);
   }
   for (int r = 0; r < opt.reps; r++) {
-    for (size_t i = 0; i < std::size(cases); i++) {
+    for (size_t i = 0; i < cases.size(); i++) {
       us[i].push_back(churn_once(cases[i].fn, n));
     }
   }
-  for (size_t i = 0; i < std::size(cases); i++) {
+  for (size_t i = 0; i < cases.size(); i++) {
     row("churn", cases[i].name, 1, "-", median(us[i]), "us/thread");
   }
-  uint64_t expected = 4ull * (uint64_t)(n / 10 + n * opt.reps) * 2;  // ft_weave and pthread keys
   if (destructor_runs.load() != expected) {
     std::fprintf(stderr, "lockbench: %llu destructor runs, expected %llu\n",
                  (unsigned long long)destructor_runs.load(), (unsigned long long)expected);
     failures++;
+  }
+}
+
+// ---- 5b. register + unregister pair --------------------------------------------
+
+// One worker thread (not main: ft_weave's main thread also arms the CPython
+// at-exit hook on every registration) registers and unregisters one
+// destructor in a loop, ft_weave and ft_utils batch by batch interleaved.
+// The destructor is in the program, so ft_weave takes no module pin.
+struct PairArgs {
+  std::vector<std::vector<double>> ns;
+};
+
+template <bool FtUtils>
+double pair_batch(uint64_t iters) {
+  auto t0 = Clock::now();
+  for (uint64_t i = 0; i < iters; i++) {
+#ifdef FTW_BENCH_FT_UTILS
+    if constexpr (FtUtils) {
+      ftu_register_wvls_destructor(&tls_a, count_destructor);
+      if (ftu_unregister_wvls_destructor(&tls_a) != 1) {
+        failures++;
+      }
+      continue;
+    }
+#endif
+    weave_register_destructor(&tls_a, count_destructor);
+    if (weave_unregister_destructor(&tls_a) != 1) {
+      failures++;
+    }
+  }
+  return (double)ns_since(t0) / (double)iters;
+}
+
+void *pair_thread(void *arg) {
+  auto *a = static_cast<PairArgs *>(arg);
+  const uint64_t iters = opt.smoke ? 10000 : 2000000;
+  const int batches = opt.smoke ? 1 : 15;
+  pair_batch<false>(iters / 10);
+  if (have_ft_utils) {
+    pair_batch<true>(iters / 10);
+  }
+  for (int b = 0; b < batches; b++) {
+    a->ns[0].push_back(pair_batch<false>(iters));
+    if (have_ft_utils) {
+      a->ns[1].push_back(pair_batch<true>(iters));
+    }
+  }
+  return nullptr;
+}
+
+void regpair() {
+#ifdef FTW_BENCH_FT_UTILS
+  if (!ft_utils_ready()) {
+    return;
+  }
+#endif
+  PairArgs a;
+  a.ns.resize(2);
+  pthread_t t;
+  if (pthread_create(&t, nullptr, pair_thread, &a) != 0) {
+    std::fprintf(stderr, "lockbench: pthread_create failed\n");
+    failures++;
+    return;
+  }
+  pthread_join(t, nullptr);
+  row("regpair", "ft_weave", 1, "-", median(a.ns[0]), "ns/pair");
+  if (have_ft_utils) {
+    row("regpair", "ft_utils weave", 1, "-", median(a.ns[1]), "ns/pair");
+  } else {
+    std::printf("# regpair: ft_utils weave skipped (configure with FT_WEAVE_BENCH_FT_UTILS_DIR)\n");
   }
 }
 
@@ -611,7 +723,7 @@ void cond_pl_native() {
 int usage() {
   std::fprintf(stderr,
                "usage: lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO] [--peer NAME]\n"
-               "scenarios: uncontended contended pingpong rwlock churn event cond\n");
+               "scenarios: uncontended contended pingpong rwlock churn regpair event cond\n");
   return 2;
 }
 
@@ -678,6 +790,9 @@ int main(int argc, char **argv) {
   }
   if (want("churn")) {
     churn();
+  }
+  if (want("regpair")) {
+    regpair();
   }
   if (want("event")) {
     event_latency<WeaveEvent>();

@@ -190,6 +190,10 @@ def targets(by, rows):
     if a and b:
         res.append(("Thread create+exit with 4 destructors ≤ 1.15× plain", f"{a / b:.2f}× ({fmt(a)} vs {fmt(b)} µs)",
                     a / b <= 1.15))
+    a, b = get("churn", "ft_weave 4 destructors"), get("churn", "ft_utils weave 4 destructors")
+    if a and b:
+        res.append(("Thread create+exit with 4 destructors ≤ 1.05× ft_utils' weave",
+                    f"{a / b:.2f}× ({fmt(a)} vs {fmt(b)} µs)", a / b <= 1.05))
     out = ["| target | this run | met |", "| --- | --- | :---: |"]
     for name, val, ok in res:
         out.append(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
@@ -229,6 +233,13 @@ def generate(meta, rows, by, img_rel):
     for r in churn_rows:
         out.append(f"| {r['peer']} | {fmt(r['value'])} | {ratio(r['value'], plain['value']) if plain else float('nan'):.2f}× |")
     parts.append("pthread_create + pthread_join one thread at a time (lower is better).\n\n" + "\n".join(out) + "\n")
+    pair_rows = [r for r in rows if r["scenario"] == "regpair"]
+    if pair_rows:
+        out = ["| library | ns per register + unregister |", "| --- | ---: |"]
+        for r in pair_rows:
+            out.append(f"| {r['peer']} | {fmt(r['value'])} |")
+        parts.append("\nOne destructor registered and unregistered in a loop on a worker thread "
+                     "(median of 15 batches, the libraries interleaved).\n\n" + "\n".join(out) + "\n")
     parts.append("\n### 6. Event wake latency and condition-variable ping-pong\n")
     parts.append(simple_table(rows, by, "event", "µs notify → waiter running", True,
                               "A parked waiter is notified; median latency", threads=2))

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ft_weave.h"
@@ -624,12 +625,63 @@ static int sections_after_teardown(const char *library) {
   exit(0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* fork from a thread that is not main: in the child that thread is the main
+ * thread (its tid is the child's pid), so exit() must run the destructors it
+ * registers there, as it does for main's. The library learns the main
+ * thread once and keeps its pthread_t; this checks that a fork child
+ * re-learns it (the atfork handler of src/native/thread_exit.c).           */
+
+static int fork_child_pipe[2];
+static void *fork_child_slot;
+
+static void fork_child_destructor(void *value) {
+  char byte = value == (void *)0x7 ? 'y' : 'n';
+  if (write(fork_child_pipe[1], &byte, 1) != 1) {
+    _exit(3);
+  }
+}
+
+static void *fork_from_worker(void *unused) {
+  (void)unused;
+  (void)w.thread_id(); /* attached and with a context before the fork */
+  fork_child_slot = (void *)0x7;
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (w.register_destructor(&fork_child_slot, fork_child_destructor) != 0) {
+      _exit(4);
+    }
+    exit(0); /* runs the calling (now main) thread's exit destructors */
+  }
+  int status = 0;
+  check(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+        "fork child exited normally", (long)status);
+  char byte = 0;
+  close(fork_child_pipe[1]);
+  long got = read(fork_child_pipe[0], &byte, 1);
+  check(got == 1 && byte == 'y', "destructor registered on the fork child's main thread ran in exit()", got);
+  return NULL;
+}
+
+static int fork_child_main_exit(const char *library) {
+  load(library);
+  (void)w.thread_id(); /* main is known to the library, and it is not the forker */
+  if (pipe(fork_child_pipe) != 0) {
+    return 2;
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, fork_from_worker, NULL);
+  pthread_join(t, NULL);
+  return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: %s LIBRARY matrix-before|matrix-after|main-pthread-exit|"
             "main-pthread-exit-unattached|dlclose|first-call-in-key-destructor [N]|"
-            "keys-exhausted-after-load|section2-after-teardown|sections-after-teardown\n",
+            "keys-exhausted-after-load|section2-after-teardown|sections-after-teardown|"
+            "fork-child-main-exit\n",
             argv[0]);
     return 2;
   }
@@ -646,6 +698,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "keys-exhausted-after-load") == 0) return keys_exhausted_after_load(library);
   if (strcmp(mode, "section2-after-teardown") == 0) return section2_after_teardown(library);
   if (strcmp(mode, "sections-after-teardown") == 0) return sections_after_teardown(library);
+  if (strcmp(mode, "fork-child-main-exit") == 0) return fork_child_main_exit(library);
   fprintf(stderr, "unknown mode %s\n", mode);
   return 2;
 }

@@ -64,6 +64,49 @@ static __thread unsigned char detach_calls;
 static void ftw_runtime_key_destructor(void *thread);
 static void ftw_context_key_destructor(void *context);
 
+/*
+ * The main thread is the one whose kernel tid is the process id. Asking the
+ * kernel costs two system calls (gettid, getpid), which every thread paid
+ * twice (on its context's creation and in its exit hook): about 4 of the 7
+ * system calls ft_weave added to a thread's life (bench/ churn scenario).
+ * Once the main thread is known, pthread_self() of the main thread names it
+ * for the rest of the process: its descriptor lives in the initial TLS block
+ * and is never freed, so no other thread can ever get an equal pthread_t.
+ * It is learned when the library is loaded on the main thread (the usual
+ * case), or else on the main thread's first call; a fork child's main thread
+ * is the thread that forked (its tid is the child's pid), set by the atfork
+ * child handler (glibc's _Fork runs no handlers, but its child may only
+ * call async-signal-safe functions until it execs, which excludes this
+ * library). Only the main thread ever stores main_self (and the forking
+ * thread in a child, which has no other thread), so there is one writer.
+ */
+static pthread_t main_self;
+static atomic_int main_self_known;
+/* 1 if the atfork handler could not be registered: then a fork child could
+ * not learn its main thread, so the kernel is asked every time. */
+static int main_self_disabled;
+
+int ftw_is_main_thread(void) {
+  /* Acquire: pairs with the release below, so main_self is the stored one. */
+  if (atomic_load_explicit(&main_self_known, memory_order_acquire)) {
+    return pthread_equal(pthread_self(), main_self);
+  }
+  if (gettid() != getpid()) {
+    return 0;
+  }
+  if (!main_self_disabled) {
+    main_self = pthread_self();
+    atomic_store_explicit(&main_self_known, 1, memory_order_release);
+  }
+  return 1;
+}
+
+static void ftw_main_thread_after_fork(void) {
+  /* The child's only thread: its tid is the child's pid. */
+  main_self = pthread_self();
+  atomic_store_explicit(&main_self_known, 1, memory_order_release);
+}
+
 __attribute__((constructor)) static void ftw_reserve_keys(void) {
   if (__real_pthread_key_create(&runtime_key, ftw_runtime_key_destructor) == 0) {
     atomic_store_explicit(&runtime_key_state, 1, memory_order_release);
@@ -72,6 +115,11 @@ __attribute__((constructor)) static void ftw_reserve_keys(void) {
     atomic_store_explicit(&context_key_ready, 1, memory_order_release);
   }
   ftw_process_exit_init();
+  /* Learn the main thread now if this is it (see ftw_is_main_thread). */
+  if (pthread_atfork(NULL, NULL, ftw_main_thread_after_fork) != 0) {
+    main_self_disabled = 1;
+  }
+  (void)ftw_is_main_thread();
 }
 
 /*
@@ -163,4 +211,3 @@ int ftw_thread_has_context(void) {
   return value > 1;
 }
 
-int ftw_is_main_thread(void) { return gettid() == getpid(); }

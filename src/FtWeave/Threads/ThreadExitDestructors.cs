@@ -1,3 +1,4 @@
+using System;
 using FtWeave.Interop;
 using static FtWeave.Abi.ErrorCodes;
 
@@ -21,7 +22,6 @@ namespace FtWeave.Threads;
 internal static unsafe class ThreadExitDestructors
 {
     internal const int MaxRounds = 4;
-    private const int InitialCapacity = 8;
 
     internal static int Register(void** var, delegate* unmanaged<void*, void> destructor)
     {
@@ -60,9 +60,24 @@ internal static unsafe class ThreadExitDestructors
 
         if (ctx->Count == ctx->Capacity)
         {
-            int newCapacity = ctx->Capacity == 0 ? InitialCapacity : ctx->Capacity * 2;
-            // realloc leaves the old block intact on failure: nothing half-stored.
-            DestructorEntry* grown = (DestructorEntry*)Libc.Realloc(ctx->Entries, (nuint)newCapacity * (nuint)sizeof(DestructorEntry));
+            int newCapacity = ctx->Capacity * 2;
+            nuint bytes = (nuint)newCapacity * (nuint)sizeof(DestructorEntry);
+            DestructorEntry* grown;
+            if (ctx->Entries == ThreadContext.InlineEntriesOf(ctx))
+            {
+                // The first growth leaves the context's inline entries: copy
+                // them into a list of their own (the inline ones stay unused).
+                grown = (DestructorEntry*)Libc.Malloc(bytes);
+                if (grown != null)
+                {
+                    Buffer.MemoryCopy(ctx->Entries, grown, (long)bytes, (long)ctx->Count * sizeof(DestructorEntry));
+                }
+            }
+            else
+            {
+                // realloc leaves the old block intact on failure: nothing half-stored.
+                grown = (DestructorEntry*)Libc.Realloc(ctx->Entries, bytes);
+            }
             if (grown == null)
             {
                 return ThreadContexts.SetError(WEAVE_E_NOMEM, "weave_register_destructor: out of memory growing the registration list\0"u8);
