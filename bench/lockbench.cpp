@@ -22,6 +22,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -147,7 +149,32 @@ UncontendedPeer uncontended_peer() {
 // Batches of 2 M pairs (~20 ms), the peers interleaved batch by batch, the
 // median of 15 batches per peer: a batch in which the thread lost its core
 // is an outlier the median drops, and a busy spell hits every peer alike.
+//
+// A second thread stays alive (asleep) for the whole scenario: glibc turns
+// pthread_mutex_lock/unlock into plain stores while a process has a single
+// thread, and every lock matters only in multi-threaded programs.
 void uncontended(const std::vector<UncontendedPeer> &all) {
+  std::mutex idle_mutex;
+  std::condition_variable idle_cv;
+  bool idle_stop = false;
+  std::thread idle([&] {
+    std::unique_lock<std::mutex> g(idle_mutex);
+    idle_cv.wait(g, [&] { return idle_stop; });
+  });
+  struct StopIdle {
+    std::mutex &m;
+    std::condition_variable &cv;
+    bool &stop;
+    std::thread &t;
+    ~StopIdle() {
+      {
+        std::lock_guard<std::mutex> g(m);
+        stop = true;
+      }
+      cv.notify_one();
+      t.join();
+    }
+  } stop_idle{idle_mutex, idle_cv, idle_stop, idle};
   const uint64_t iters = opt.smoke ? 100000 : 2000000;
   const int batches = opt.smoke ? 1 : 15;
   std::vector<const UncontendedPeer *> peers;
@@ -764,7 +791,7 @@ int main(int argc, char **argv) {
   using namespace peers;
 
   if (want("uncontended")) {
-    uncontended({uncontended_peer<SpinPair>(), uncontended_peer<Weave>(), uncontended_peer<WeaveExported>(),
+    uncontended({uncontended_peer<SpinPair>(), uncontended_peer<SpinStorePair>(), uncontended_peer<Weave>(), uncontended_peer<WeaveExported>(),
                  uncontended_peer<PthreadMutex>(), uncontended_peer<PthreadAdaptive>(),
                  uncontended_peer<StdMutex>(), uncontended_peer<StdSharedMutex>(), uncontended_peer<Absl>(),
                  uncontended_peer<ParkingLotFfi>(),

@@ -28,7 +28,7 @@
 //     static void lock(weave_recursive_mutex_t *l) { weave_recursive_mutex_lock(l); }
 //     static int unlock(weave_recursive_mutex_t *l) { return weave_recursive_mutex_unlock(l); }
 //     static bool is_reset(const weave_recursive_mutex_t *l) {
-//       return l->mutex._bits == 0 && l->thread == 0 && l->level == 0;
+//       return mutex_state(l->mutex) == 0 && l->thread == 0 && l->level == 0;
 //     }
 //   };
 //   FTW_LOCK_HARNESS_CASES(weave_rwmutex_t, "[rwmutex]")
@@ -59,7 +59,7 @@ struct lock_traits<weave_mutex_t> {
   static void lock(weave_mutex_t *l) { weave_mutex_lock(l); }
   static int unlock(weave_mutex_t *l) { return weave_mutex_unlock(l); }
   static bool is_reset(const weave_mutex_t *l) {
-    return __atomic_load_n(&l->_bits, __ATOMIC_ACQUIRE) == 0;
+    return mutex_state(*l) == 0;
   }
 };
 

@@ -79,9 +79,9 @@ TEST_CASE("basic: begin locks, end unlocks, two mutexes, the same mutex twice") 
 
   // Passing the same mutex twice locks it once (and does not deadlock).
   WEAVE_BEGIN_CRITICAL_SECTION2(&d2, &d2);
-  CHECK(d2._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(mutex_state(d2) == WEAVE_MUTEX_LOCKED);
   WEAVE_END_CRITICAL_SECTION2();
-  CHECK(d2._bits == 0);
+  CHECK(mutex_state(d2) == 0);
 }
 
 TEST_CASE("nest: re-entering the innermost section's mutex, 10 deep, with 1 and 2 mutexes") {
@@ -98,8 +98,8 @@ TEST_CASE("nest: re-entering the innermost section's mutex, 10 deep, with 1 and 
   CHECK(locked(&a));
   CHECK(locked(&b));
   WEAVE_END_CRITICAL_SECTION2();
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
 }
 
 TEST_CASE("suspend_all releases every section, resume re-takes the innermost, outer ones resume on end") {
@@ -122,7 +122,7 @@ TEST_CASE("suspend_all releases every section, resume re-takes the innermost, ou
   CHECK(locked(&a));        // ... until the inner one ends
   CHECK_FALSE(locked(&b));
   WEAVE_END_CRITICAL_SECTION();
-  CHECK(a._bits == 0);
+  CHECK(mutex_state(a) == 0);
   // Resume with nothing suspended, suspend with no section: harmless.
   weave_critical_section_resume();
   weave_critical_section_suspend_all();
@@ -168,8 +168,8 @@ TEST_CASE("2-mutex re-acquisition: either mutex of the innermost pair, or the pa
   CHECK(locked(&b));
 
   weave_critical_section2_end(&cs);
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
 }
 
 TEST_CASE("two-mutex sections lock in address order whatever the argument order") {
@@ -194,8 +194,8 @@ TEST_CASE("two-mutex sections lock in address order whatever the argument order"
     t1.join();
     t2.join();
   }));
-  CHECK(pair[0]._bits == 0);
-  CHECK(pair[1]._bits == 0);
+  CHECK(mutex_state(pair[0]) == 0);
+  CHECK(mutex_state(pair[1]) == 0);
 }
 
 namespace {
@@ -244,9 +244,9 @@ TEST_CASE("4 threads x 200 iterations of mixed nested sections with detach insid
   }));
   CHECK(data.counter == 800);
   CHECK(data.failures.load() == 0);
-  CHECK(data.obj1._bits == 0);
-  CHECK(data.obj2._bits == 0);
-  CHECK(data.obj3._bits == 0);
+  CHECK(mutex_state(data.obj1) == 0);
+  CHECK(mutex_state(data.obj2) == 0);
+  CHECK(mutex_state(data.obj3) == 0);
 }
 
 TEST_CASE("opposite orders on two threads: deadlock with plain mutexes, none with sections") {
@@ -273,8 +273,8 @@ TEST_CASE("opposite orders on two threads: deadlock with plain mutexes, none wit
       t2.join();
     }));
     CHECK(failures.load() == 0);
-    CHECK(a._bits == 0);
-    CHECK(b._bits == 0);
+    CHECK(mutex_state(a) == 0);
+    CHECK(mutex_state(b) == 0);
   }
 }
 
@@ -300,8 +300,8 @@ TEST_CASE("control: the same opposite orders with plain mutexes do deadlock (see
   t1.join();
   t2.join();
   CHECK(got_second.load() == 0);
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
 }
 
 TEST_CASE("a plain weave_mutex_lock that parks suspends the caller's sections") {
@@ -331,8 +331,8 @@ TEST_CASE("a plain weave_mutex_lock that parks suspends the caller's sections") 
   CHECK(weave_mutex_unlock(&x) == 0);
   t.join();
   CHECK(resumed_ok.load());
-  CHECK(a._bits == 0);
-  CHECK(x._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(x) == 0);
 }
 
 TEST_CASE("misuse: NULL pointers") {
@@ -345,7 +345,7 @@ TEST_CASE("misuse: NULL pointers") {
   weave_critical_section2_begin(&cs2, &a, nullptr);
   weave_critical_section_end(nullptr);
   weave_critical_section2_end(nullptr);
-  CHECK(a._bits == 0);
+  CHECK(mutex_state(a) == 0);
 
   // A begin refused for a NULL mutex leaves its section harmless to end,
   // whatever the stack held before: here, bytes that look like a section
@@ -361,7 +361,7 @@ TEST_CASE("misuse: NULL pointers") {
   cs2._cs_mutex2 = &other;
   weave_critical_section2_begin(&cs2, &a, nullptr);
   weave_critical_section2_end(&cs2);
-  CHECK(a._bits == 0);
+  CHECK(mutex_state(a) == 0);
   CHECK(locked(&other));
   CHECK(weave_mutex_unlock(&other) == 0);
 }
@@ -379,7 +379,7 @@ TEST_CASE("ending a section that is not the innermost ends it anyway with an err
   prime_last_error("weave_critical_section_end");
   weave_critical_section_end(&inner);  // now the innermost, and the only one
   CHECK_FALSE(last_error_has("weave_critical_section_end"));
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(b) == 0);
   // A second end of either is refused and unlocks nothing (here a is held
   // for someone else; releasing it would break their hold).
   REQUIRE(weave_mutex_lock_timed(&a, 1000 * 1000 * 1000, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_ACQUIRED);
@@ -397,7 +397,7 @@ TEST_CASE("ending a section that is not the innermost ends it anyway with an err
   CHECK(locked(&b));
   CHECK_FALSE(locked(&a));
   WEAVE_END_CRITICAL_SECTION();
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(b) == 0);
 }
 
 namespace {
@@ -435,10 +435,10 @@ TEST_CASE("ending a suspended section records an error and leaves another thread
   h->release = true;
   REQUIRE(holder.join_within(10000));
   CHECK(h->rc1 == 0);
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
   // The section left the chain: resume has nothing to re-take.
   weave_critical_section_resume();
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 TEST_CASE("ending a suspended two-mutex section leaves another thread's holds alone") {
@@ -461,8 +461,8 @@ TEST_CASE("ending a suspended two-mutex section leaves another thread's holds al
   CHECK(h->rc1 == 0);
   CHECK(h->rc2 == 0);
   weave_critical_section_resume();
-  CHECK(m1._bits == 0);
-  CHECK(m2._bits == 0);
+  CHECK(mutex_state(m1) == 0);
+  CHECK(mutex_state(m2) == 0);
 }
 
 TEST_CASE("ending a suspended outer section out of order: error, hold left alone, and the inner end does not re-take it") {
@@ -505,8 +505,8 @@ TEST_CASE("ending a suspended outer section out of order: error, hold left alone
   h->release = true;
   REQUIRE(holder->join_within(10000));
   CHECK(h->rc1 == 0);
-  CHECK(a->_bits == 0);
-  CHECK(b->_bits == 0);
+  CHECK(mutex_state(*a) == 0);
+  CHECK(mutex_state(*b) == 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -548,12 +548,12 @@ void begin2_high_first(PairOrder *p) {
 void check_pair_order(const std::shared_ptr<PairOrder> &p) {
   REQUIRE(wait_until([&] { return p->step.load() == 1; }));
   // Wait until the thread is parked on pair[0], then look at pair[1].
-  REQUIRE(wait_until([&] { return (p->pair[0]._bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
+  REQUIRE(wait_until([&] { return (mutex_state(p->pair[0]) & MUTEX_STATE_PARKED) != 0; }));
   CHECK_FALSE(locked(&p->pair[1]));  // address order: nothing held while waiting
   CHECK(weave_mutex_unlock(&p->pair[0]) == 0);
   REQUIRE(wait_until([&] { return p->step.load() == 3; }));
-  CHECK(p->pair[0]._bits == 0);
-  CHECK(p->pair[1]._bits == 0);
+  CHECK(mutex_state(p->pair[0]) == 0);
+  CHECK(mutex_state(p->pair[1]) == 0);
   weave_mutex_lock(&p->pair[0]);
   p->may_end_again = true;
   REQUIRE(wait_until([&] { return p->step.load() == 4; }));
@@ -629,8 +629,8 @@ TEST_CASE("a section begun as a thread's first call, before its per-thread state
   REQUIRE(t.join_within(10000));
   CHECK(s->failed_step.load() == 0);
   CHECK(s->error.find("critical_section") == std::string::npos);
-  CHECK(s->a._bits == 0);
-  CHECK(s->b._bits == 0);
+  CHECK(mutex_state(s->a) == 0);
+  CHECK(mutex_state(s->b) == 0);
 }
 
 TEST_CASE("ends whose unlock finds a parked waiter wake it: one mutex, and either mutex of a pair") {
@@ -654,7 +654,7 @@ TEST_CASE("ends whose unlock finds a parked waiter wake it: one mutex, and eithe
       s->got = 1;
       WEAVE_END_CRITICAL_SECTION();
     });
-    REQUIRE(wait_until([&] { return (contended->_bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
+    REQUIRE(wait_until([&] { return (mutex_state(*contended) & MUTEX_STATE_PARKED) != 0; }));
     prime_last_error("weave_critical_section");
     if (which == 0) {
       weave_critical_section_end(&cs);
@@ -664,8 +664,8 @@ TEST_CASE("ends whose unlock finds a parked waiter wake it: one mutex, and eithe
     CHECK_FALSE(last_error_has("weave_critical_section"));
     REQUIRE(w.join_within(10000));
     CHECK(s->got.load() == 1);
-    CHECK(s->pair[0]._bits == 0);
-    CHECK(s->pair[1]._bits == 0);
+    CHECK(mutex_state(s->pair[0]) == 0);
+    CHECK(mutex_state(s->pair[1]) == 0);
     // Ended and popped: a second end reports it, and a new section on the
     // same mutex locks it (it is no re-entry of a stale chain head).
     if (which == 0) {
@@ -680,7 +680,7 @@ TEST_CASE("ends whose unlock finds a parked waiter wake it: one mutex, and eithe
     CHECK(again._cs_mutex == contended);
     CHECK(locked(contended));
     weave_critical_section_end(&again);
-    CHECK(contended->_bits == 0);
+    CHECK(mutex_state(*contended) == 0);
   }
 }
 
@@ -708,7 +708,7 @@ TEST_CASE("a two-mutex begin that takes the lower mutex and finds the higher bus
     s->step = 3;
   });
   REQUIRE(wait_until([&] { return s->step.load() == 1; }));
-  REQUIRE(wait_until([&] { return (s->pair[1]._bits & WEAVE_MUTEX_HAS_PARKED) != 0; }));
+  REQUIRE(wait_until([&] { return (mutex_state(s->pair[1]) & MUTEX_STATE_PARKED) != 0; }));
   // Hold-first-wait-second, the one order anyone waits in for this pair;
   // the enclosing section is suspended while the thread sleeps. The parked
   // bit is set under the bucket lock, the suspension follows once the
@@ -721,9 +721,9 @@ TEST_CASE("a two-mutex begin that takes the lower mutex and finds the higher bus
   CHECK(s->both_held.load() == 1);
   CHECK(s->outer_resumed.load() == 1);
   CHECK(s->outer_released_at_end.load() == 1);
-  CHECK(s->pair[0]._bits == 0);
-  CHECK(s->pair[1]._bits == 0);
-  CHECK(s->outer._bits == 0);
+  CHECK(mutex_state(s->pair[0]) == 0);
+  CHECK(mutex_state(s->pair[1]) == 0);
+  CHECK(mutex_state(s->outer) == 0);
 }
 
 namespace {
@@ -769,8 +769,8 @@ TEST_CASE("sections begun in a pthread key destructor and in a thread-exit destr
   CHECK(state.in_key_destructor.load() == 1);
   CHECK(state.in_thread_exit_destructor.load() == 1);
   CHECK(state.errors.load() == 0);
-  CHECK(state.a._bits == 0);
-  CHECK(state.b._bits == 0);
+  CHECK(mutex_state(state.a) == 0);
+  CHECK(mutex_state(state.b) == 0);
   pthread_key_delete(key);
 }
 
@@ -820,7 +820,7 @@ TEST_CASE("fork inside sections: the child ends them, and uses sections on its t
   REQUIRE(pid > 0);
   weave_critical_section_end(&inner);
   weave_critical_section_end(&outer);
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
   CHECK(ftw_test::wait_child(pid) == 0);
 }

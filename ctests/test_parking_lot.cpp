@@ -297,7 +297,7 @@ TEST_CASE("detach without CPython in the process is a no-op") {
   REQUIRE(wait_parks(parks, 1));
   CHECK(weave_mutex_unlock(&m) == 0);
   locker.join();
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 // ---- fork -------------------------------------------------------------------
@@ -318,9 +318,9 @@ int child_after_fork(uint8_t *parked_on, weave_mutex_t *held) {
   // The inherited mutex is locked with has_parked, by a thread that is gone.
   // This mutex records no owner, so the child may release it: the slow path
   // finds an empty queue and clears the byte.
-  if (held->_bits != 3) return 13;
+  if (mutex_state(*held) != 3) return 13;
   if (weave_mutex_unlock(held) != 0) return 14;
-  if (held->_bits != 0) return 15;
+  if (mutex_state(*held) != 0) return 15;
   // Locks work, contended, with a thread started in the child.
   weave_mutex_t fresh = {0};
   struct shared_t {
@@ -365,7 +365,7 @@ int child_after_fork(uint8_t *parked_on, weave_mutex_t *held) {
   weave_unpark_all(&s.flag);
   pthread_join(t, nullptr);
   if (s.counter != 4000) return 17;
-  if (held->_bits != 0 || fresh._bits != 0) return 18;
+  if (mutex_state(*held) != 0 || mutex_state(fresh) != 0) return 18;
   return 0;
 }
 
@@ -400,7 +400,7 @@ TEST_CASE("after fork the child can park, unpark and lock, whatever the parent's
     weave_mutex_unlock(&held);
   });
   REQUIRE(wait_parks(parks, 3));
-  REQUIRE(held._bits == 3);
+  REQUIRE(mutex_state(held) == 3);
 
   // Fork from yet another thread (not the main thread).
   std::atomic<int> child_status{-1};
@@ -434,7 +434,7 @@ TEST_CASE("after fork the child can park, unpark and lock, whatever the parent's
   waiter.join();
   CHECK(park_rc[0] == WEAVE_PARK_OK);
   CHECK(park_rc[1] == WEAVE_PARK_OK);
-  CHECK(held._bits == 0);
+  CHECK(mutex_state(held) == 0);
 }
 
 // ---- issue 11: nothing of the library runs inside fork(); no lookup of ----
@@ -470,7 +470,7 @@ int in_child(int (*fn)(), int timeout_ms) {
 // Polls (at most 5 s) until bit 1 (has parked) of the mutex is set.
 bool someone_parked_on(const weave_mutex_t *m) {
   for (int i = 0; i < 5000; i++) {
-    if ((__atomic_load_n(&m->_bits, __ATOMIC_ACQUIRE) & 2) != 0) return true;
+    if ((mutex_state(*m) & MUTEX_STATE_PARKED) != 0) return true;
     sleep_ms(1);
   }
   return false;
@@ -610,8 +610,8 @@ int child_uses_every_primitive() {
   // The hot mutexes may have been held (and has-parked) at fork by threads
   // that are gone; no owner is recorded, so the child may release them.
   for (auto &m : hot) {
-    if (m._bits != 0 && weave_mutex_unlock(&m) != 0) return 33;
-    if (m._bits != 0) return 34;
+    if (mutex_state(m) != 0 && weave_mutex_unlock(&m) != 0) return 33;
+    if (mutex_state(m) != 0) return 34;
   }
   Shared s{};
   weave_mutex_lock(&s.m);
@@ -647,7 +647,7 @@ int child_uses_every_primitive() {
   weave_critical_section_end(&cs);
   weave_event_notify(&s.ev);
   pthread_join(t, nullptr);
-  if (s.m._bits != 0 || s.raw.v != 0 || s.rw.bits != 0 || s.rec.mutex._bits != 0) return 40;
+  if (mutex_state(s.m) != 0 || s.raw.v != 0 || s.rw.bits != 0 || mutex_state(s.rec.mutex) != 0) return 40;
   weave_stats_t st;
   if (weave_stats(&st) != 0) return 41;
   return 0;

@@ -43,7 +43,7 @@ Exported exported() {
 }
 
 void check_unlocked(const weave_recursive_mutex_t &m) {
-  CHECK(m.mutex._bits == 0);
+  CHECK(mutex_state(m.mutex) == 0);
   CHECK(m.thread == 0);
   CHECK(m.level == 0);
 }

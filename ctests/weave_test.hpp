@@ -13,6 +13,18 @@
 
 #include <ft_weave.h>
 
+// weave_mutex_t's two bytes in the one-byte encoding the tests were written
+// for: bit 0 _locked, bit 1 _parked (MUTEX_STATE_PARKED).
+constexpr unsigned MUTEX_STATE_PARKED = 2;
+inline unsigned mutex_state(const weave_mutex_t &m) {
+  return unsigned(__atomic_load_n(&m._bytes[0], __ATOMIC_ACQUIRE)) |
+         unsigned(__atomic_load_n(&m._bytes[1], __ATOMIC_ACQUIRE)) << 1;
+}
+inline void set_mutex_state(weave_mutex_t &m, unsigned v) {
+  __atomic_store_n(&m._bytes[0], uint8_t(v & 1), __ATOMIC_RELEASE);
+  __atomic_store_n(&m._bytes[1], uint8_t((v >> 1) & 1), __ATOMIC_RELEASE);
+}
+
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/syscall.h>

@@ -409,51 +409,77 @@ WEAVE_API int weave_set_python_errors(const weave_python_errors_t *errors);
 
 /* ---- Mutex ------------------------------------------------------------
  *
- * One byte, as CPython's PyMutex:
+ * Two bytes: CPython's PyMutex with its two bits split, so that the
+ * uncontended unlock is a plain store instead of a read-modify-write:
  *
- *   _bits  | locked | has_parked | meaning
- *   -------+--------+------------+-----------------------------------------
- *   0b00   |   0    |     0      | unlocked, nobody parked
- *   0b01   |   1    |     0      | locked, nobody parked: unlock is one CAS
- *   0b10   |   0    |     1      | unlocked, waiters parked (one was just
- *          |        |            | woken and will retry)
- *   0b11   |   1    |     1      | locked, waiters parked: unlock unparks one
+ *   _locked | _parked | meaning
+ *   --------+---------+-----------------------------------------------
+ *      0    |    0    | unlocked, nobody parked
+ *      1    |    0    | locked, nobody parked: unlock is one store
+ *      0    |    1    | unlocked, waiters may be parked (one was just
+ *           |         | woken and will retry)
+ *      1    |    1    | locked, waiters may be parked: unlock unparks one
+ *
+ * Lock is one CAS of _locked. Unlock stores _locked = 0 and then re-reads
+ * _parked; a waiter raises _parked and runs a process-wide memory barrier
+ * (membarrier) before its last check of _locked, so one of the two always
+ * sees the other (docs/locks.md has the argument). Users rely only on
+ * zero-initialisation and the size asserted below.
  *
  * Lock spins with yields while nobody is parked, then parks. A waiter that
- * has waited more than 1 ms is handed the lock directly by unlock (the byte
- * stays locked): no barging past a starving thread. A plain
- * weave_mutex_lock that must park does so with WEAVE_LOCK_DETACH. */
+ * has waited more than 1 ms is handed the lock directly by unlock (_locked
+ * stays 1): no barging past a starving thread. A plain weave_mutex_lock
+ * that must park does so with WEAVE_LOCK_DETACH. */
 typedef struct weave_mutex {
-  uint8_t _bits;
+  /* _bytes[0] is _locked, _bytes[1] is _parked. One array rather than two
+   * fields so that `weave_mutex_t m = {0};` stays warning-free in C++ with
+   * -Wextra (missing-field-initializers), as it was with one byte. */
+  uint8_t _bytes[2];
 } weave_mutex_t;
-WEAVE_STATIC_ASSERT(sizeof(weave_mutex_t) == 1, "weave_mutex_t is one byte");
+WEAVE_STATIC_ASSERT(sizeof(weave_mutex_t) == 2, "weave_mutex_t is two bytes");
 
+/* The value of _locked when held, and of _parked when waiters may be parked. */
 #define WEAVE_MUTEX_LOCKED 1
-#define WEAVE_MUTEX_HAS_PARKED 2
+#define WEAVE_MUTEX_HAS_PARKED 1
 
 /* Slow paths of the inline functions below. Not for direct use. */
 WEAVE_API void weave_mutex_lock_slow(weave_mutex_t *m);
 WEAVE_API int weave_mutex_unlock_slow(weave_mutex_t *m);
+WEAVE_API void weave_mutex_unlock_wake(weave_mutex_t *m);
 
 /* Acquires `m`, blocking as long as needed (with WEAVE_LOCK_DETACH). NULL
  * records WEAVE_E_INVALID in weave_last_error() and returns. Blocks. */
 static inline void weave_mutex_lock(weave_mutex_t *m) {
   uint8_t expected = 0;
-  if (m == NULL || !__atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
+  if (m == NULL || !__atomic_compare_exchange_n(&m->_bytes[0], &expected, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
                                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
     weave_mutex_lock_slow(m);
   }
 }
 
+/* The release half of weave_mutex_unlock once it has checked that `m` is
+ * locked with nobody parked. The compiler-only fence keeps the load of
+ * _parked after the store (the processor may still let the load pass the
+ * store: the waiter's process-wide barrier covers that). */
+static inline void weave__mutex_release(weave_mutex_t *m) {
+  __atomic_store_n(&m->_bytes[0], (uint8_t)0, __ATOMIC_RELEASE);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (__builtin_expect(__atomic_load_n(&m->_bytes[1], __ATOMIC_RELAXED) != 0, 0)) {
+    weave_mutex_unlock_wake(m);
+  }
+}
+
 /* Releases `m`, waking (or handing the lock to) one parked thread if any.
- * Returns 0, WEAVE_E_NOT_OWNER when `m` is not locked (the byte is left as
+ * Returns 0, WEAVE_E_NOT_OWNER when `m` is not locked (the mutex is left as
  * it was), WEAVE_E_INVALID for NULL. Does not block. Like CPython's, this
  * mutex does not record its owner: unlocking one that another thread locked
- * is allowed (and returns 0). */
+ * is allowed (and returns 0). _parked is read before the release too: with
+ * waiters announced, the slow path releases under the parking lot's lock
+ * so that it can hand the lock to a waiter owed it. */
 static inline int weave_mutex_unlock(weave_mutex_t *m) {
-  uint8_t expected = WEAVE_MUTEX_LOCKED;
-  if (m != NULL && __atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)0, 0,
-                                              __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+  if (m != NULL && __atomic_load_n(&m->_bytes[0], __ATOMIC_RELAXED) == WEAVE_MUTEX_LOCKED &&
+      __atomic_load_n(&m->_bytes[1], __ATOMIC_RELAXED) == 0) {
+    weave__mutex_release(m);
     return 0;
   }
   return weave_mutex_unlock_slow(m);
@@ -465,15 +491,14 @@ static inline int weave_mutex_trylock(weave_mutex_t *m) {
   if (m == NULL) {
     return 0;
   }
-  v = __atomic_load_n(&m->_bits, __ATOMIC_RELAXED);
-  return (v & WEAVE_MUTEX_LOCKED) == 0 &&
-         __atomic_compare_exchange_n(&m->_bits, &v, (uint8_t)(v | WEAVE_MUTEX_LOCKED), 0,
-                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+  v = __atomic_load_n(&m->_bytes[0], __ATOMIC_RELAXED);
+  return v == 0 && __atomic_compare_exchange_n(&m->_bytes[0], &v, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
+                                               __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
 /* 1 if `m` is locked (by any thread) at the moment of the call, else 0. */
 static inline int weave_mutex_is_locked(const weave_mutex_t *m) {
-  return m != NULL && (__atomic_load_n(&m->_bits, __ATOMIC_RELAXED) & WEAVE_MUTEX_LOCKED) != 0;
+  return m != NULL && __atomic_load_n(&m->_bytes[0], __ATOMIC_RELAXED) == WEAVE_MUTEX_LOCKED;
 }
 
 /* Acquires `m` within timeout_ns (< 0 forever; 0 one attempt, no spinning).
@@ -662,7 +687,7 @@ static inline void weave_recursive_mutex_lock(weave_recursive_mutex_t *m) {
     m->level++;
     return;
   }
-  if (__atomic_compare_exchange_n(&m->mutex._bits, &expected, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
+  if (__atomic_compare_exchange_n(&m->mutex._bytes[0], &expected, (uint8_t)WEAVE_MUTEX_LOCKED, 0,
                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
     __atomic_store_n(&m->thread, me, __ATOMIC_RELAXED);
     return;
@@ -674,7 +699,6 @@ static inline void weave_recursive_mutex_lock(weave_recursive_mutex_t *m) {
  * WEAVE_E_NOT_OWNER if the caller does not own `m`, WEAVE_E_INVALID for
  * NULL. Does not block. */
 static inline int weave_recursive_mutex_unlock(weave_recursive_mutex_t *m) {
-  uint8_t expected = WEAVE_MUTEX_LOCKED;
   if (m == NULL || __atomic_load_n(&m->thread, __ATOMIC_RELAXED) != weave__inline_thread_id()) {
     return weave_recursive_mutex_unlock_slow(m);
   }
@@ -683,11 +707,7 @@ static inline int weave_recursive_mutex_unlock(weave_recursive_mutex_t *m) {
     return 0;
   }
   __atomic_store_n(&m->thread, (uint64_t)0, __ATOMIC_RELAXED);
-  if (__atomic_compare_exchange_n(&m->mutex._bits, &expected, (uint8_t)0, 0, __ATOMIC_RELEASE,
-                                  __ATOMIC_RELAXED)) {
-    return 0;
-  }
-  return weave_mutex_unlock_slow(&m->mutex);
+  return weave_mutex_unlock(&m->mutex);
 }
 
 /* 1 if the calling thread owns `m`, else 0. */

@@ -403,16 +403,16 @@ void check_mutex_unlock(int (*unlock)(weave_mutex_t *)) {
   CHECK(unlock(nullptr) == WEAVE_E_INVALID);
   weave_mutex_t m = {0};
   CHECK(unlock(&m) == WEAVE_E_NOT_OWNER);
-  CHECK(m._bits == 0);
-  m._bits = WEAVE_MUTEX_HAS_PARKED;  // unlocked with waiters: still not owned
+  CHECK(mutex_state(m) == 0);
+  set_mutex_state(m, MUTEX_STATE_PARKED);  // unlocked with waiters: still not owned
   CHECK(unlock(&m) == WEAVE_E_NOT_OWNER);
-  CHECK(m._bits == WEAVE_MUTEX_HAS_PARKED);
+  CHECK(mutex_state(m) == MUTEX_STATE_PARKED);
   // Unlock by a thread that did not lock it: allowed (no owner is recorded,
   // as in CPython), documented to return 0.
-  m._bits = 0;
+  set_mutex_state(m, 0);
   native_thread([&] { weave_mutex_lock(&m); }).join();
   CHECK(unlock(&m) == 0);
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 }  // namespace
@@ -421,6 +421,23 @@ BAD_INPUT(weave_mutex_lock) { check_mutex_lock_null(EXPORTED(weave_mutex_lock));
 BAD_INPUT(weave_mutex_lock_slow) { check_mutex_lock_null(EXPORTED(weave_mutex_lock_slow)); }
 BAD_INPUT(weave_mutex_unlock) { check_mutex_unlock(EXPORTED(weave_mutex_unlock)); }
 BAD_INPUT(weave_mutex_unlock_slow) { check_mutex_unlock(EXPORTED(weave_mutex_unlock_slow)); }
+
+BAD_INPUT(weave_mutex_unlock_wake) {
+  auto f = EXPORTED(weave_mutex_unlock_wake);
+  mark_last_error();
+  f(nullptr);
+  CHECK(last_error_has("weave_mutex_unlock: mutex is NULL"));
+  // Called on a mutex nobody waits for (locked or not): changes nothing but
+  // a stale _parked, and never touches _locked.
+  weave_mutex_t m = {0};
+  f(&m);
+  CHECK(mutex_state(m) == 0);
+  weave_mutex_lock(&m);
+  f(&m);
+  CHECK(mutex_state(m) == WEAVE_MUTEX_LOCKED);
+  CHECK(weave_mutex_unlock(&m) == 0);
+  CHECK(mutex_state(m) == 0);
+}
 
 BAD_INPUT(weave_mutex_trylock) {
   auto f = EXPORTED(weave_mutex_trylock);
@@ -442,7 +459,7 @@ BAD_INPUT(weave_mutex_lock_timed) {
     INFO("flags " << flags);
     CHECK(f(&m, 0, flags) == WEAVE_E_INVALID);
     CHECK(last_error_has("unknown flags"));
-    CHECK(m._bits == 0);
+    CHECK(mutex_state(m) == 0);
   }
   // Negative and huge timeouts on a free mutex: acquired at once.
   for (int64_t t : {INT64_MIN, int64_t(-1), INT64_MAX}) {
@@ -463,7 +480,7 @@ BAD_INPUT(weave_mutex_lock_timed) {
     CHECK(weave_mutex_unlock(&m) == 0);
     waiter.join();
     CHECK(rc == WEAVE_LOCK_ACQUIRED);
-    CHECK(m._bits == 0);
+    CHECK(mutex_state(m) == 0);
   }
 }
 
@@ -677,7 +694,7 @@ void check_recursive_unlock(int (*unlock)(weave_recursive_mutex_t *)) {
   CHECK(m.level == 1);
   stage = 2;
   owner.join();
-  CHECK(m.mutex._bits == 0);
+  CHECK(mutex_state(m.mutex) == 0);
   CHECK(m.thread == 0);
 }
 }  // namespace
@@ -702,7 +719,7 @@ BAD_INPUT(weave_recursive_mutex_lock_timed) {
     CHECK(f(&m, 0, flags) == WEAVE_E_INVALID);
     CHECK(last_error_has("unknown flags"));
   }
-  CHECK(m.mutex._bits == 0);
+  CHECK(mutex_state(m.mutex) == 0);
   for (int64_t t : {INT64_MIN, INT64_MAX}) {
     INFO("timeout " << t);
     weave_recursive_mutex_lock(&m);
@@ -718,7 +735,7 @@ BAD_INPUT(weave_recursive_mutex_lock_timed) {
     CHECK(weave_recursive_mutex_unlock(&m) == 0);
     waiter.join();
     CHECK(rc == WEAVE_LOCK_ACQUIRED);
-    CHECK(m.mutex._bits == 0);
+    CHECK(mutex_state(m.mutex) == 0);
   }
 }
 
@@ -733,7 +750,7 @@ BAD_INPUT(weave_cond_wait) {
   CHECK(f(nullptr, nullptr, -1) == WEAVE_E_INVALID);
   for (int64_t t : {int64_t(0), int64_t(-1), INT64_MAX}) {
     CHECK(f(&c, &m, t) == WEAVE_E_NOT_OWNER);  // the mutex is not locked
-    CHECK(m._bits == 0);
+    CHECK(mutex_state(m) == 0);
   }
   weave_mutex_lock(&m);
   CHECK(f(&c, &m, 0) == 0);  // timeout 0: no wait, the mutex is still held
@@ -759,7 +776,7 @@ BAD_INPUT(weave_cond_wait) {
           weave_mutex_unlock(&m);
         });
     CHECK(rc == 1);
-    CHECK(m._bits == 0);
+    CHECK(mutex_state(m) == 0);
   }
 }
 
@@ -787,7 +804,7 @@ BAD_INPUT(weave_critical_section_begin) {
   mark_last_error();
   f(&c, nullptr);
   CHECK(last_error_has("weave_critical_section_begin"));
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 BAD_INPUT(weave_critical_section_end) {
@@ -803,24 +820,24 @@ BAD_INPUT(weave_critical_section_end) {
   weave_critical_section_t only;
   weave_critical_section_begin(&only, &a);
   f(&zeroed);
-  CHECK(a._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(mutex_state(a) == WEAVE_MUTEX_LOCKED);
   f(&only);
-  CHECK(a._bits == 0);
+  CHECK(mutex_state(a) == 0);
   weave_critical_section_t outer, inner;
   weave_critical_section_begin(&outer, &a);
   weave_critical_section_begin(&inner, &b);
   mark_last_error();
   f(&outer);  // not the innermost: ended anyway (a released), with an error
   CHECK(last_error_has("not the innermost"));
-  CHECK(a._bits == 0);
-  CHECK(b._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == WEAVE_MUTEX_LOCKED);
   f(&inner);
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(b) == 0);
   mark_last_error();
   f(&outer);  // a second end: refused, nothing changes
   CHECK(last_error_has("already ended"));
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
 }
 
 BAD_INPUT(weave_critical_section2_begin) {
@@ -835,7 +852,7 @@ BAD_INPUT(weave_critical_section2_begin) {
   mark_last_error();
   f(nullptr, &m, &m);
   CHECK(last_error_has("weave_critical_section2_begin"));
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 BAD_INPUT(weave_critical_section2_end) {
@@ -855,16 +872,16 @@ BAD_INPUT(weave_critical_section2_end) {
   mark_last_error();
   f(&outer);
   CHECK(last_error_has("not the innermost"));
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
-  CHECK(c._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
+  CHECK(mutex_state(c) == WEAVE_MUTEX_LOCKED);
   weave_critical_section_end(&inner);
   mark_last_error();
   f(&outer);  // a second end: refused, nothing changes
   CHECK(last_error_has("already ended"));
-  CHECK(a._bits == 0);
-  CHECK(b._bits == 0);
-  CHECK(c._bits == 0);
+  CHECK(mutex_state(a) == 0);
+  CHECK(mutex_state(b) == 0);
+  CHECK(mutex_state(c) == 0);
 }
 
 BAD_INPUT(weave_critical_section_suspend_all) {
@@ -873,9 +890,9 @@ BAD_INPUT(weave_critical_section_suspend_all) {
   EXPORTED(weave_critical_section_suspend_all)();
   weave_mutex_t m = {0};
   WEAVE_BEGIN_CRITICAL_SECTION(&m);
-  CHECK(m._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(mutex_state(m) == WEAVE_MUTEX_LOCKED);
   WEAVE_END_CRITICAL_SECTION();
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 BAD_INPUT(weave_critical_section_resume) {
@@ -884,9 +901,9 @@ BAD_INPUT(weave_critical_section_resume) {
   weave_mutex_t m = {0};
   WEAVE_BEGIN_CRITICAL_SECTION(&m);
   EXPORTED(weave_critical_section_resume)();  // not suspended: stays locked once
-  CHECK(m._bits == WEAVE_MUTEX_LOCKED);
+  CHECK(mutex_state(m) == WEAVE_MUTEX_LOCKED);
   WEAVE_END_CRITICAL_SECTION();
-  CHECK(m._bits == 0);
+  CHECK(mutex_state(m) == 0);
 }
 
 // ---- 6. Cross-library storage -------------------------------------------------------------

@@ -205,9 +205,9 @@ TEST_CASE("64 threads x 1000 random mutexes, RW mutexes, recursive mutexes and c
   CHECK(slots_consistent(st->recursive_slots));
   int dirty = 0;
   for (int i = 0; i < kLocks; ++i) {
-    dirty += st->mutexes[i]._bits != 0;
+    dirty += mutex_state(st->mutexes[i]) != 0;
     dirty += st->rwmutexes[i].bits != 0;
-    dirty += st->recursive[i].mutex._bits != 0 || st->recursive[i].thread != 0 || st->recursive[i].level != 0;
+    dirty += mutex_state(st->recursive[i].mutex) != 0 || st->recursive[i].thread != 0 || st->recursive[i].level != 0;
   }
   CHECK(dirty == 0);
   uint64_t ops = st->mutex_ops + st->rw_writes + st->rw_reads + st->recursive_ops;

@@ -84,11 +84,11 @@ int child_uses_library(locks_in_use *s) {
   }
   // Locks the parent's threads held: the child takes them over the way
   // CPython's _PyMutex_at_fork_reinit does, by resetting the words.
-  s->mutex._bits = 0;
+  set_mutex_state(s->mutex, 0);
   s->rw.bits = 0;
   s->recursive = weave_recursive_mutex_t{};
   s->raw.v = 0;
-  s->cond_mutex._bits = 0;
+  set_mutex_state(s->cond_mutex, 0);
   s->cond.v = 0;
   if (weave_seqlock_after_fork(&s->seq) != 1) return 15;
   // Fresh and reset locks work, also contended, from new threads.
@@ -136,7 +136,7 @@ int child_uses_library(locks_in_use *s) {
   weave_event_notify(&done);  // the waiters park or see it set
   for (auto &t : threads) pthread_join(t, nullptr);
   if (total != 4000) return 17;
-  if (s->mutex._bits != 0 || fresh._bits != 0 || s->rw.bits != 0 || s->raw.v != 0) return 18;
+  if (mutex_state(s->mutex) != 0 || mutex_state(fresh) != 0 || s->rw.bits != 0 || s->raw.v != 0) return 18;
   // A condition variable and an event from scratch.
   weave_mutex_lock(&s->cond_mutex);
   if (weave_cond_wait(&s->cond, &s->cond_mutex, 1000000) != 0) return 19;  // 1 ms: times out
@@ -253,11 +253,11 @@ TEST_CASE("fork while threads hold and wait on every lock kind and use storage: 
   weave_cond_broadcast(&st.cond);
   weave_mutex_unlock(&st.cond_mutex);
   for (auto &t : threads) t->join();
-  CHECK(st.mutex._bits == 0);
+  CHECK(mutex_state(st.mutex) == 0);
   CHECK(st.rw.bits == 0);
   CHECK(st.raw.v == 0);
-  CHECK(st.recursive.mutex._bits == 0);
-  CHECK(st.cond_mutex._bits == 0);
+  CHECK(mutex_state(st.recursive.mutex) == 0);
+  CHECK(mutex_state(st.cond_mutex) == 0);
   CHECK(st.seq.sequence % 2 == 0);
 }
 
@@ -425,8 +425,8 @@ TEST_CASE("pthread_cancel of threads blocked on a mutex, an event and a conditio
   CHECK(pm.rc == 0);
   CHECK(pe.rc == 1);
   CHECK(pc.rc == 1);
-  CHECK(m._bits == 0);
-  CHECK(cm._bits == 0);
+  CHECK(mutex_state(m) == 0);
+  CHECK(mutex_state(cm) == 0);
   // Nothing of theirs is left behind: the lock words are clean, and the
   // library keeps working on these objects and on new threads.
   CHECK(weave_unpark_all(&m) == 0);

@@ -194,7 +194,7 @@ static int run_nomem(void) {
   uint8_t b = 1, e = 1;
   int park = weave_park(&b, &e, 1, 1000000, NULL, 0);
   int unpark = weave_unpark_all(&b);
-  weave_mutex_t m = {WEAVE_MUTEX_LOCKED};
+  weave_mutex_t m = {{WEAVE_MUTEX_LOCKED, 0}};
   int timed = weave_mutex_lock_timed(&m, 1000000, 0);
   weave_stats_t s;
   int stats = weave_stats(&s);

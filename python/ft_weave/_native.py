@@ -111,7 +111,9 @@ DuplicateLibraryError.__module__ = "ft_weave"
 
 
 class weave_mutex_t(ctypes.Structure):
-    _fields_ = [("_bits", ctypes.c_uint8)]
+    # _bytes[0] is _locked, _bytes[1] _parked (ft_weave.h); users rely only
+    # on zero-initialisation and the size.
+    _fields_ = [("_bytes", ctypes.c_uint8 * 2)]
 
 
 class weave_event_t(ctypes.Structure):

@@ -44,7 +44,7 @@ def _deadline(blocking, timeout):
 
 
 class Mutex:
-    """A one-byte ``weave_mutex_t``: like ``threading.Lock`` (not reentrant,
+    """A two-byte ``weave_mutex_t``: like ``threading.Lock`` (not reentrant,
     no owner: any thread may release it), fair after 1 ms of waiting."""
 
     __slots__ = ("_m", "_ref", "__weakref__")

@@ -66,7 +66,7 @@ class TestManyThreads(unittest.TestCase):
         self.assertEqual(state["overlaps"], 0)
         self.assertEqual(state["count"], THREADS * iterations)
         self.assertFalse(m.locked())
-        self.assertEqual(m._m._bits, 0)
+        self.assertEqual(list(m._m._bytes), [0, 0])
 
     def test_rwmutex_12_readers_4_writers(self):
         rw = ft_weave.RWMutex()

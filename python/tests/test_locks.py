@@ -50,7 +50,7 @@ class TestMutex(unittest.TestCase):
         self.assertEqual(state["overlaps"], 0)
         self.assertEqual(state["count"], THREADS * iterations)
         self.assertFalse(m.locked())
-        self.assertEqual(m._m._bits, 0)  # back to unlocked, nobody parked
+        self.assertEqual(list(m._m._bytes), [0, 0])  # back to unlocked, nobody parked
 
     def test_acquire_release_like_threading_lock(self):
         m = ft_weave.Mutex()

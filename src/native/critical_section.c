@@ -41,11 +41,15 @@
  * (ftw_critical_section_constants() lets the C# side check that before it
  * publishes any context, and it keeps the fast path off otherwise).
  *
- * The mutex byte protocol is ft_weave.h's (WEAVE_MUTEX_LOCKED and
+ * The mutex protocol is ft_weave.h's (WEAVE_MUTEX_LOCKED and
  * WEAVE_MUTEX_HAS_PARKED, also checked against Mutex.cs by abi_check): lock
- * is a CAS from 0 to LOCKED with acquire ordering, unlock a CAS from LOCKED
- * to 0 with release ordering, exactly the header's inline weave_mutex_lock
- * and weave_mutex_unlock; a byte with HAS_PARKED goes to Mutex.UnlockSlow.
+ * is a CAS of _locked from 0 to LOCKED with acquire ordering; unlock, when
+ * _locked is LOCKED and _parked 0, a release store of _locked = 0 followed
+ * (after a compiler-only fence) by a load of _parked, non-zero going to
+ * Mutex.UnlockWake; exactly the header's inline weave_mutex_lock and
+ * weave_mutex_unlock. A mutex with _parked set before the release goes to
+ * Mutex.UnlockSlow (which can hand the lock to a starving waiter).
+ * docs/locks.md explains why the store-then-load loses no wake-up.
  *
  * The thread's context. section_top below is the address of the calling
  * thread's ThreadContext.SectionTop, or NULL. Only C# writes it
@@ -114,16 +118,30 @@ static inline bool holds(uintptr_t tag, weave_mutex_t *m) {
  * the previous hold. */
 static inline bool try_lock(weave_mutex_t *m) {
   uint8_t expected = 0;
-  return __atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)WEAVE_MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
+  return __atomic_compare_exchange_n(&m->_bytes[0], &expected, (uint8_t)WEAVE_MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED);
 }
 
-/* Mutex.Unlock's CAS: release publishes the section's writes to the next
- * holder. It fails when waiters are parked (or the byte is not locked): that
- * unlock is Mutex.UnlockSlow's (ftw_mutex_unlock_slow). */
+/* The header's weave_mutex_unlock without its NULL check: true when the
+ * mutex was released here (release publishes the section's writes to the
+ * next holder). False, touching nothing, when waiters were announced before
+ * the release (or the mutex is not locked): that unlock is Mutex.UnlockSlow's
+ * (ftw_mutex_unlock_slow). A waiter announced after the release is woken
+ * through ftw_mutex_unlock_wake. */
 static inline bool try_unlock(weave_mutex_t *m) {
-  uint8_t expected = WEAVE_MUTEX_LOCKED;
-  return __atomic_compare_exchange_n(&m->_bits, &expected, (uint8_t)0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&m->_bytes[0], __ATOMIC_RELAXED) != WEAVE_MUTEX_LOCKED ||
+      __atomic_load_n(&m->_bytes[1], __ATOMIC_RELAXED) != 0) {
+    return false;
+  }
+  __atomic_store_n(&m->_bytes[0], (uint8_t)0, __ATOMIC_RELEASE);
+  /* Compiler-only: the load must follow the store in program order; the
+   * processor's reordering of the two is covered by the waiter's
+   * process-wide barrier. */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (__builtin_expect(__atomic_load_n(&m->_bytes[1], __ATOMIC_RELAXED) != 0, 0)) {
+    ftw_mutex_unlock_wake(m);
+  }
+  return true;
 }
 
 static inline void unlock(weave_mutex_t *m) {

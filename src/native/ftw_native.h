@@ -64,6 +64,8 @@ void ftw_critical_section2_begin_contended(struct weave_critical_section2 *c, st
                                            struct weave_mutex *m2);
 /* Mutex.UnlockSlow (no error recorded: as Mutex.Unlock in C#). */
 int ftw_mutex_unlock_slow(struct weave_mutex *m);
+/* Mutex.UnlockWake: after the release store, _parked was non-zero. */
+void ftw_mutex_unlock_wake(struct weave_mutex *m);
 
 #pragma GCC visibility pop
 

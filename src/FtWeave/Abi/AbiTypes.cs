@@ -9,11 +9,18 @@ namespace FtWeave.Abi;
 // C# has no static_assert on sizeof: src/FtWeave.AbiCheck (CTest abi_check)
 // compares every mirror's size and field offsets with the header's.
 
-/// <summary><c>typedef struct { uint8_t _bits; } weave_mutex_t;</c></summary>
+/// <summary><c>typedef struct { uint8_t _bytes[2]; } weave_mutex_t;</c> (_locked, _parked)</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct weave_mutex_t
 {
-    public byte _bits; // uint8_t
+    public MutexBytes _bytes; // uint8_t[2]
+}
+
+/// <summary>weave_mutex_t's <c>uint8_t _bytes[2]</c>: [0] is _locked, [1] is _parked.</summary>
+[InlineArray(2)]
+internal struct MutexBytes
+{
+    public byte _element0;
 }
 
 /// <summary><c>typedef struct { uintptr_t v; } weave_raw_mutex_t;</c></summary>

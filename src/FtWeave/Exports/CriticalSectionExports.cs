@@ -89,6 +89,11 @@ internal static unsafe class CriticalSectionExports
     [CalledFromNative]
     private static int MutexUnlockSlow(byte* m) => Mutex.UnlockSlow(m);
 
+    /// <summary>An end's unlock whose release store then saw waiters announced.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "ftw_mutex_unlock_wake")]
+    [CalledFromNative]
+    private static void MutexUnlockWake(byte* m) => Mutex.UnlockWake(m);
+
     [UnmanagedCallersOnly(EntryPoint = "weave_critical_section_suspend_all")]
     private static void SuspendAll() => CriticalSections.SuspendAll();
 

@@ -29,7 +29,7 @@ internal static unsafe class MutexExports
     private static int TryLock(byte* m) => m != null && Mutex.TryLock(m) ? 1 : 0;
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_is_locked")]
-    private static int IsLocked(byte* m) => m != null && (System.Threading.Volatile.Read(ref *m) & Mutex.Locked) != 0 ? 1 : 0;
+    private static int IsLocked(byte* m) => m != null && System.Threading.Volatile.Read(ref *m) == Mutex.Locked ? 1 : 0;
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_lock_slow")]
     private static void LockSlow(byte* m)
@@ -44,6 +44,18 @@ internal static unsafe class MutexExports
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock_slow")]
     private static int UnlockSlow(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8) : CheckUnlock(Mutex.UnlockSlow(m));
+
+    /// <summary>The header's unlock after its release store saw waiters announced.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock_wake")]
+    private static void UnlockWake(byte* m)
+    {
+        if (m == null)
+        {
+            NullMutex("weave_mutex_unlock: mutex is NULL\0"u8);
+            return;
+        }
+        Mutex.UnlockWake(m);
+    }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_lock_timed")]
     private static int LockTimed(byte* m, long timeoutNs, int flags)

@@ -75,7 +75,7 @@ internal static unsafe class Condition
         {
             return ThreadContexts.SetError(ErrorCodes.WEAVE_E_NOT_OWNER, "weave_cond_wait: the mutex belongs to a suspended critical section, which cannot be resumed here (a section inside it holds one of its mutexes)\0"u8);
         }
-        if ((Volatile.Read(ref *mutex) & Mutex.Locked) == 0)
+        if (Volatile.Read(ref *mutex) != Mutex.Locked)
         {
             // Nothing touched.
             return ThreadContexts.SetError(ErrorCodes.WEAVE_E_NOT_OWNER, "weave_cond_wait: the mutex is not locked\0"u8);
@@ -196,8 +196,19 @@ internal static unsafe class Condition
             // the bucket lock. A plain store after InspectFirst could land
             // after a new waiter had queued itself and stored 1: v would be 0
             // with a waiter queued, and later signals would skip it.
+            // Announce the waiters we may move onto a held mutex before we
+            // look at its _locked under its bucket lock (ParkedIfLocked),
+            // with the barrier. A free mutex gets no announcement: we wake a
+            // waiter instead (and retry with one if it was taken meanwhile).
+            bool announced = false;
+            if (mutex != null && Volatile.Read(ref *mutex) == Mutex.Locked)
+            {
+                Mutex.AnnounceParked(mutex);
+                announced = true;
+            }
             var callback = new NotifyCallback
             {
+                Announced = announced,
                 Cond = cond,
                 Mutex = mutex,
                 All = all,
@@ -217,52 +228,33 @@ internal static unsafe class Condition
         parkArg == null ? null : ((CondWaiter*)parkArg)->Mutex;
 
     /// <summary>
-    /// Sets the mutex's has-parked bit if it is locked; false if it is not.
-    /// Called with the mutex's bucket lock held, so that the holder's unlock,
-    /// which needs that lock to unpark, cannot run between our bit and our
-    /// requeue: it either released the mutex before the bit (and we wake a
-    /// waiter ourselves) or it will find our requeued waiters.
+    /// True if the mutex is locked and announces parked waiters, false if it
+    /// is free. Called under the mutex's bucket lock after Notify raised
+    /// _parked and ran the process-wide barrier (Mutex.AnnounceParked), as a
+    /// waiter does before its validation: the holder's unlock either
+    /// released before this check (we see 0 and wake a waiter ourselves) or
+    /// reads _parked after its release and takes the slow path, which needs
+    /// this bucket lock and so finds our requeued waiters. Null when _parked
+    /// was cleared since our raise (an unlock found the queue empty while the
+    /// mutex was then re-taken): Notify raises it again and retries.
     /// </summary>
-    private static bool MarkParkedIfLocked(byte* mutex)
+    private static bool? ParkedIfLocked(byte* mutex)
     {
-        byte v = Volatile.Read(ref *mutex);
-        while (true)
+        if (Volatile.Read(ref *mutex) != Mutex.Locked)
         {
-            if ((v & Mutex.Locked) == 0)
-            {
-                return false;
-            }
-            if ((v & Mutex.HasParked) != 0)
-            {
-                return true;
-            }
-            // A CAS, not a store: the holder may release (1 -> 0) meanwhile,
-            // and then the bit must not be set on a free mutex by mistake.
-            byte seen = Interlocked.CompareExchange(ref *mutex, (byte)(v | Mutex.HasParked), v);
-            if (seen == v)
-            {
-                return true;
-            }
-            v = seen;
+            return false;
         }
+        return Volatile.Read(ref *Mutex.Parked(mutex)) != 0 ? true : null;
     }
 
-    /// <summary>Sets the mutex's has-parked bit whatever its locked bit (under its bucket lock).</summary>
-    private static void MarkParked(byte* mutex)
-    {
-        byte v = Volatile.Read(ref *mutex);
-        while ((v & Mutex.HasParked) == 0)
-        {
-            // CAS loop: a concurrent lock or fast unlock changes the locked
-            // bit; either way the bit must end up set with it.
-            byte seen = Interlocked.CompareExchange(ref *mutex, (byte)(v | Mutex.HasParked), v);
-            if (seen == v)
-            {
-                return;
-            }
-            v = seen;
-        }
-    }
+    /// <summary>
+    /// Raises the mutex's _parked whatever its _locked (under its bucket
+    /// lock, after waking the waiter that will lock the mutex): that waiter
+    /// is ordered after this store by its wake-up, so its unlock sees it and
+    /// wakes the next; an unlock by another thread before it may miss it,
+    /// which loses nothing while the woken waiter is still to come.
+    /// </summary>
+    private static void MarkParked(byte* mutex) => Volatile.Write(ref *Mutex.Parked(mutex), Mutex.HasParked);
 
     /// <summary>
     /// Decides, under the buckets of the condition and the mutex, whom to
@@ -274,6 +266,7 @@ internal static unsafe class Condition
         public byte* Cond;
         public byte* Mutex;
         public bool All;
+        public bool Announced;
         public bool Retry;
         public long RequeuedAtNs;
         public RequeueOp Op;
@@ -296,7 +289,17 @@ internal static unsafe class Condition
                 return Op;
             }
             RequeuedAtNs = Futex.MonotonicNow();
-            if (MarkParkedIfLocked(Mutex))
+            bool? parked = ParkedIfLocked(Mutex);
+            if (parked == null || (parked.Value && !Announced))
+            {
+                // Held, but our raise of _parked was cleared, or the mutex was
+                // free when we looked and we did not announce: raise it (with
+                // the barrier) and start again.
+                Retry = true;
+                Op = RequeueOp.Abort;
+                return Op;
+            }
+            if (parked.Value)
             {
                 // The mutex is held (likely by us, the signaller): waking a
                 // waiter would only make it block on the mutex. Move it; the

@@ -23,23 +23,50 @@ internal struct MutexWaiter
 }
 
 /// <summary>
-/// weave_mutex_t: one byte, CPython's PyMutex algorithm (Python/lock.c).
+/// weave_mutex_t: two bytes, <c>_locked</c> (offset 0) and <c>_parked</c>
+/// (offset 1). CPython's PyMutex algorithm (Python/lock.c) with the two bits
+/// split so that the uncontended unlock needs no read-modify-write:
 ///
-///   _bits | Locked | HasParked | meaning
-///   ------+--------+-----------+------------------------------------------
-///   0b00  |   0    |     0     | unlocked
-///   0b01  |   1    |     0     | locked, nobody parked: unlock is one CAS
-///   0b10  |   0    |     1     | unlocked, waiters parked, one was woken
-///   0b11  |   1    |     1     | locked, waiters parked: unlock unparks one
+///   _locked | _parked | meaning
+///   --------+---------+------------------------------------------------
+///      0    |    0    | unlocked, nobody parked
+///      1    |    0    | locked, nobody parked: unlock is a plain store
+///      0    |    1    | unlocked, waiters may be parked (one was woken)
+///      1    |    1    | locked, waiters may be parked: unlock unparks one
+///
+/// Lock is one CAS of <c>_locked</c> (0 -> 1). Unlock, when it finds
+/// <c>_locked</c> 1 and <c>_parked</c> 0, stores <c>_locked</c> = 0 (release)
+/// and then reads <c>_parked</c> again; non-zero sends it to
+/// <see cref="UnlockWake"/>. That store-then-load is the classic Dekker race
+/// (the unlocker's load may pass its own store, so it can miss a waiter that
+/// set <c>_parked</c> and then saw the byte still locked). The waiter closes
+/// it: after raising <c>_parked</c> and before its final check of
+/// <c>_locked</c> under the bucket lock it runs a process-wide barrier
+/// (<see cref="Interlocked.MemoryBarrierProcessWide"/>, membarrier on Linux),
+/// which puts a full fence into every running thread of the process. Either
+/// the fence lands in the unlocker after its store (the store is visible and
+/// the waiter's check sees 0, so it does not sleep), or before it (the
+/// unlocker's later load sees <c>_parked</c>). docs/locks.md has the full
+/// argument, including requeue and the hand-off.
+///
+/// <c>_parked</c> is cleared only under the mutex's bucket lock, by an unpark
+/// callback that finds no waiter left; waiters validate <c>_parked</c> != 0
+/// under that lock too, so a clear that raced a waiter's raise makes the
+/// waiter retry instead of sleeping unannounced.
 ///
 /// Fairness: a waiter that has waited longer than <see cref="TimeToBeFairNs"/>
-/// gets the lock handed over by unlock (the byte stays locked and the waiter
-/// returns owning it), so a thread that keeps re-locking cannot starve it.
+/// gets the lock handed over by unlock (<c>_locked</c> stays 1 and the waiter
+/// returns owning it). The hand-off needs the unlocker to still own the lock
+/// when it picks the waiter, so unlock reads <c>_parked</c> BEFORE releasing
+/// as well: non-zero takes <see cref="UnlockSlow"/>, which releases (or
+/// hands over) under the bucket lock.
 /// </summary>
 internal static unsafe class Mutex
 {
+    /// <summary>The value of <c>_locked</c> when held.</summary>
     internal const byte Locked = 1;
-    internal const byte HasParked = 2;
+    /// <summary>The value of <c>_parked</c> when waiters may be queued.</summary>
+    internal const byte HasParked = 1;
     internal const long TimeToBeFairNs = 1_000_000;
 
     /// <summary>
@@ -52,12 +79,15 @@ internal static unsafe class Mutex
     /// </summary>
     internal const int MaxSpinCount = 10;
 
+    /// <summary>The <c>_parked</c> byte of the mutex whose <c>_locked</c> byte is at m.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static byte* Parked(byte* m) => m + 1;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool TryLock(byte* m)
     {
-        byte v = Volatile.Read(ref *m);
-        // Acquire (full barrier): pairs with the release in Unlock.
-        return (v & Locked) == 0 && Interlocked.CompareExchange(ref *m, (byte)(v | Locked), v) == v;
+        // Acquire (full barrier): pairs with the release that freed _locked.
+        return Volatile.Read(ref *m) == 0 && Interlocked.CompareExchange(ref *m, Locked, 0) == 0;
     }
 
     /// <summary>The inline fast path of ft_weave.h, for the exported copy.</summary>
@@ -70,21 +100,52 @@ internal static unsafe class Mutex
         }
     }
 
+    /// <summary>
+    /// The header's weave_mutex_unlock, for C# callers and the exported copy.
+    /// The release is an exchange rather than the header's plain store: C#
+    /// has no compiler-only fence to keep the following load of _parked
+    /// after the store, and the exchange is a full fence (so this copy does
+    /// not even rely on the waiters' process-wide barrier). It is used where
+    /// an atomic costs little next to the call (FFI copies, condition
+    /// variables, sections' C# paths).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int Unlock(byte* m)
     {
-        return Interlocked.CompareExchange(ref *m, 0, Locked) == Locked ? 0 : UnlockSlow(m);
+        if (Volatile.Read(ref *m) != Locked || Volatile.Read(ref *Parked(m)) != 0)
+        {
+            return UnlockSlow(m);
+        }
+        Interlocked.Exchange(ref *m, 0);
+        if (Volatile.Read(ref *Parked(m)) != 0)
+        {
+            UnlockWake(m);
+        }
+        return 0;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void LockSlow(byte* m) => LockTimed(m, -1, LockFlags.Detach);
 
+    /// <summary>
+    /// Announces a waiter that is about to park (or a requeue onto m):
+    /// raises _parked, then runs the process-wide barrier. The exchange is a
+    /// full fence, so the raise is globally visible before the barrier's
+    /// fences run in the other threads; every unlock whose release a later
+    /// check of _locked does not see then reads _parked non-zero (or a later
+    /// value written under the bucket lock).
+    /// </summary>
+    internal static void AnnounceParked(byte* m)
+    {
+        Interlocked.Exchange(ref *Parked(m), HasParked);
+        Interlocked.MemoryBarrierProcessWide();
+    }
+
     /// <summary>PyMutex_LockTimed; flags are validated by the caller.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int LockTimed(byte* m, long timeoutNs, int flags)
     {
-        byte v = Volatile.Read(ref *m);
-        if ((v & Locked) == 0 && Interlocked.CompareExchange(ref *m, (byte)(v | Locked), v) == v)
+        if (TryLock(m))
         {
             return LockStatus.Acquired;
         }
@@ -104,42 +165,26 @@ internal static unsafe class Mutex
         {
             while (true)
             {
-                if ((v & Locked) == 0)
+                if (Volatile.Read(ref *m) == 0)
                 {
                     // Unlocked (perhaps with waiters parked): take it. Barging is
                     // allowed until a waiter has waited long enough to get a hand-off.
-                    byte seen = Interlocked.CompareExchange(ref *m, (byte)(v | Locked), v);
-                    if (seen == v)
+                    if (Interlocked.CompareExchange(ref *m, Locked, 0) == 0)
                     {
                         return LockStatus.Acquired;
                     }
-                    v = seen;
                     continue;
                 }
-                if ((v & HasParked) == 0 && spins < MaxSpinCount)
+                if (Volatile.Read(ref *Parked(m)) == 0 && spins < MaxSpinCount)
                 {
                     // Nobody parked yet: the holder may be about to release.
                     SpinWaits.Yield();
                     spins++;
-                    v = Volatile.Read(ref *m);
                     continue;
                 }
                 if (timeoutNs == 0)
                 {
                     return LockStatus.Failure;
-                }
-
-                byte expected = v;
-                if ((v & HasParked) == 0)
-                {
-                    // We are the first waiter: announce it, so unlock takes the slow path.
-                    expected = (byte)(v | HasParked);
-                    byte seen = Interlocked.CompareExchange(ref *m, expected, v);
-                    if (seen != v)
-                    {
-                        v = seen;
-                        continue;
-                    }
                 }
 
                 long parkTimeout = timeoutNs;
@@ -152,12 +197,18 @@ internal static unsafe class Mutex
                         return LockStatus.Failure;
                     }
                 }
-                int parked = ParkingLot.Park(m, &expected, 1, parkTimeout, &waiter, detach);
+
+                // Every park announces itself with the barrier, even when
+                // _parked is already 1: the 1 it sees may have been raised by
+                // a waiter whose barrier has not run yet (docs/locks.md).
+                AnnounceParked(m);
+                var validate = new ParkValidation { Mutex = m };
+                int parked = ParkingLot.Park(m, ref validate, parkTimeout, &waiter, detach);
                 if (parked == ParkResult.Ok)
                 {
                     if (waiter.HandedOff != 0)
                     {
-                        // The unlocker left the byte locked for us; its callback's
+                        // The unlocker left _locked at 1 for us; its callback's
                         // writes are visible through the parker's release/acquire.
                         return LockStatus.Acquired;
                     }
@@ -186,7 +237,6 @@ internal static unsafe class Mutex
                         timeoutNs = 0; // one more attempt to take it, then fail
                     }
                 }
-                v = Volatile.Read(ref *m);
             }
         }
         finally
@@ -195,36 +245,67 @@ internal static unsafe class Mutex
         }
     }
 
-    /// <summary>0, or WEAVE_E_NOT_OWNER (as a negative code) when not locked.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static int UnlockSlow(byte* m)
+    /// <summary>
+    /// A mutex waiter's validation, under the bucket lock and after its
+    /// barrier: sleep only while the lock is held and _parked still announces
+    /// us. _parked 0 means an unpark callback found the queue empty and
+    /// cleared it after our raise; sleeping would leave us unannounced, so
+    /// retry (and raise it again).
+    /// </summary>
+    private struct ParkValidation : IParkCallback
     {
-        byte v = Volatile.Read(ref *m);
-        while (true)
+        public byte* Mutex;
+
+        public bool Validate() =>
+            Volatile.Read(ref *Parked(Mutex)) != 0 && Volatile.Read(ref *Mutex) == Locked;
+
+        public void BeforeSleep()
         {
-            if ((v & Locked) == 0)
-            {
-                return Abi.ErrorCodes.WEAVE_E_NOT_OWNER;
-            }
-            if ((v & HasParked) != 0)
-            {
-                var callback = new UnlockCallback { Mutex = m };
-                ParkingLot.Unpark(m, ref callback);
-                return 0;
-            }
-            byte seen = Interlocked.CompareExchange(ref *m, 0, v);
-            if (seen == v)
-            {
-                return 0;
-            }
-            v = seen;
         }
     }
 
     /// <summary>
-    /// Runs under the mutex's bucket lock with the dequeued waiter (if any):
-    /// sets the byte for what comes next. Obligations: no parking, no
-    /// allocation, no throwing.
+    /// Unlock while still owning the lock, when _parked was seen non-zero (or
+    /// the lock looked free): 0, or WEAVE_E_NOT_OWNER when not locked.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int UnlockSlow(byte* m)
+    {
+        if (Volatile.Read(ref *m) != Locked)
+        {
+            return Abi.ErrorCodes.WEAVE_E_NOT_OWNER;
+        }
+        if (Volatile.Read(ref *Parked(m)) != 0)
+        {
+            // Still the owner: pick the waiter under the bucket lock and
+            // release there, or hand it the lock.
+            var callback = new UnlockCallback { Mutex = m };
+            ParkingLot.Unpark(m, ref callback);
+            return 0;
+        }
+        Interlocked.Exchange(ref *m, 0);
+        if (Volatile.Read(ref *Parked(m)) != 0)
+        {
+            UnlockWake(m);
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// After a release that then saw _parked non-zero: the lock is gone
+    /// (perhaps already re-taken), so no hand-off; wake one waiter to retry.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static void UnlockWake(byte* m)
+    {
+        var callback = new WakeCallback { Mutex = m };
+        ParkingLot.Unpark(m, ref callback);
+    }
+
+    /// <summary>
+    /// Runs under the mutex's bucket lock with the dequeued waiter (if any),
+    /// the unlocker still owning the lock: sets both bytes for what comes
+    /// next. Obligations: no parking, no allocation, no throwing.
     /// </summary>
     private struct UnlockCallback : IUnparkCallback
     {
@@ -232,28 +313,46 @@ internal static unsafe class Mutex
 
         public void OnUnpark(void* parkArg, bool hasMoreWaiters)
         {
-            byte v = 0;
+            bool handOff = false;
             if (parkArg != null)
             {
                 MutexWaiter* waiter = (MutexWaiter*)parkArg;
-                bool beFair = Futex.MonotonicNow() > waiter->TimeToBeFairNs;
-                waiter->HandedOff = beFair ? 1 : 0;
-                if (beFair)
+                handOff = Futex.MonotonicNow() > waiter->TimeToBeFairNs;
+                waiter->HandedOff = handOff ? 1 : 0;
+                if (handOff)
                 {
-                    // Hand-off: the byte stays locked and ownership passes to the waiter.
-                    v |= Locked;
                     Statistics.Increment(Statistics.Counter.Handoffs);
                 }
-                if (hasMoreWaiters)
-                {
-                    v |= HasParked;
-                }
             }
-            // Release: the critical section's writes happen before the next
-            // owner's acquire (the woken thread's CAS, or its parker's acquire
-            // on a hand-off). A waiter that is not yet queued sees a changed
-            // byte in its park validation and retries.
-            Volatile.Write(ref *Mutex, v);
+            // Under the bucket lock, so no waiter validates in between. 0 only
+            // when nobody is left queued; a waiter that raised _parked and is
+            // not queued yet sees the 0 in its validation and retries.
+            Volatile.Write(ref *Parked(Mutex), hasMoreWaiters ? HasParked : (byte)0);
+            if (!handOff)
+            {
+                // Release: the critical section's writes happen before the
+                // next owner's acquire CAS. On a hand-off _locked stays 1 and
+                // ownership passes through the parker's release/acquire.
+                Volatile.Write(ref *Mutex, 0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// UnlockWake's callback, under the bucket lock: _locked is not ours any
+    /// more, so only _parked is written (0 when nobody is left queued).
+    /// </summary>
+    private struct WakeCallback : IUnparkCallback
+    {
+        public byte* Mutex;
+
+        public void OnUnpark(void* parkArg, bool hasMoreWaiters)
+        {
+            if (parkArg != null)
+            {
+                ((MutexWaiter*)parkArg)->HandedOff = 0;
+            }
+            Volatile.Write(ref *Parked(Mutex), hasMoreWaiters ? HasParked : (byte)0);
         }
     }
 }

@@ -51,7 +51,7 @@ internal static unsafe class RecursiveMutex
             return;
         }
         // Acquire: pairs with the release in Unlock (same CAS as the header's).
-        if (Interlocked.CompareExchange(ref m->mutex._bits, Mutex.Locked, 0) == 0)
+        if (Interlocked.CompareExchange(ref m->mutex._bytes[0], Mutex.Locked, 0) == 0)
         {
             SetOwner(m, me);
             return;
@@ -70,7 +70,7 @@ internal static unsafe class RecursiveMutex
             m->level++;
             return;
         }
-        Mutex.Lock(&m->mutex._bits); // parks with detach, as PyMutex_Lock
+        Mutex.Lock((byte*)&m->mutex); // parks with detach, as PyMutex_Lock
         SetOwner(m, me);
     }
 
@@ -84,7 +84,7 @@ internal static unsafe class RecursiveMutex
             m->level++;
             return LockStatus.Acquired;
         }
-        int status = Mutex.LockTimed(&m->mutex._bits, timeoutNs, flags);
+        int status = Mutex.LockTimed((byte*)&m->mutex, timeoutNs, flags);
         if (status == LockStatus.Acquired)
         {
             SetOwner(m, me);
@@ -116,7 +116,7 @@ internal static unsafe class RecursiveMutex
         // stores its id only after acquiring it, so ours can never be
         // written over a newer one.
         SetOwner(m, 0);
-        return Mutex.Unlock(&m->mutex._bits);
+        return Mutex.Unlock((byte*)&m->mutex);
     }
 
     internal static bool IsLockedByCurrentThread(weave_recursive_mutex_t* m) => IsOwnedBy(m, ThreadIds.Current());
