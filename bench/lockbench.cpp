@@ -5,7 +5,8 @@
 //   lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO]
 //             [--peer NAME]   (only peers whose name contains NAME: for profiling)
 //
-// Scenarios: uncontended, contended, pingpong, rwlock, churn, regpair, event, cond.
+// Scenarios: uncontended, contended, pingpong, manypark, hotbucket, rwlock,
+// churn, regpair, event, cond.
 // Output: one CSV row per (scenario, peer, threads, workload) with the median
 // of --reps repetitions, plus '#'-prefixed lines describing the machine. A
 // self-check (the shared counter equals the sum of the acquisitions) makes
@@ -403,6 +404,201 @@ void pingpong_pl_native() {
   row("pingpong", "parking_lot_core (Rust loop)", 2, "-", median(us), "us/rt");
 }
 
+// ---- 3b. many threads parked on many addresses -----------------------------
+//
+// `manypark`: 1,000 threads and 10,000 addresses (10 words per thread). The
+// threads form a ring through which 250 tokens travel: a thread waits for its
+// next token by parking on one of its 10 words (the k-th token it receives
+// arrives on word k % 10), and passes it on by incrementing the next thread's
+// word and calling wake() on it. So about 750 threads are parked at any time,
+// spread over up to 10,000 addresses, while the other 250 park and unpark:
+// every bucket of the lot holds waiters of many addresses. Rows:
+//   handoff  token hand-offs per second (min/max: per-thread hand-offs)
+//   unpark   median wake() call, us (the waker's bucket-lock section)
+//   unpark99 99th percentile of the wake() call, us
+//   unparkmax longest wake() call, us: a waker that the bucket lock starved
+//
+// `hotbucket`: N threads call wake() on one address nobody waits on, so each
+// call is one bucket-lock section: the bucket lock's throughput (ops/s), its
+// fairness (min/max: per-thread acquisitions) and the worst wait (max us).
+
+template <class P>
+void manypark_once(int nthreads, int per_thread, int tokens, std::vector<double> &out_ops,
+                   std::vector<double> &out_lat, uint64_t &min_acq, uint64_t &max_acq) {
+  const int naddr = nthreads * per_thread;
+  std::unique_ptr<uint32_t[]> words(new uint32_t[naddr]());
+  // Word k of thread t: interleaved, so neighbouring words belong to different threads.
+  auto word = [&](int t, uint64_t k) { return &words[(size_t)(k % (uint64_t)per_thread) * nthreads + t]; };
+  std::atomic<bool> stop{false};
+  std::atomic<bool> measuring{false};
+  std::atomic<int> ready{0};
+  struct alignas(64) PerThread {
+    uint64_t handoffs = 0;
+    std::vector<float> lat;
+  };
+  std::vector<PerThread> per(nthreads);
+  // Initial tokens, spread evenly: a holder's initial token is its arrival
+  // 0, so its predecessor's sends are its arrivals 1, 2, ...
+  std::vector<uint64_t> first_arrival(nthreads, 0);
+  for (int i = 0; i < tokens; i++) {
+    int t = (int)((int64_t)i * nthreads / tokens);
+    __atomic_fetch_add(word(t, 0), 1, __ATOMIC_RELEASE);
+    first_arrival[t] = 1;
+  }
+  std::vector<std::thread> threads;
+  threads.reserve(nthreads);
+  for (int t = 0; t < nthreads; t++) {
+    threads.emplace_back([&, t] {
+      PerThread &me = per[t];
+      me.lat.reserve(1 << 14);
+      int next = (t + 1) % nthreads;
+      uint64_t received = 0, sent = first_arrival[next];
+      uint32_t one = 1;
+      P::wait_while(&one, 0);  // first call into the library (attach) before the clock starts
+      ready.fetch_add(1);
+      while (!stop.load(std::memory_order_relaxed)) {
+        uint32_t *w = word(t, received);
+        uint32_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+        if (v == 0) {
+          P::wait_while(w, 0);
+          continue;
+        }
+        __atomic_fetch_sub(w, 1, __ATOMIC_ACQ_REL);
+        received++;
+        uint32_t *to = word(next, sent++);
+        __atomic_fetch_add(to, 1, __ATOMIC_RELEASE);
+        auto t0 = Clock::now();
+        P::wake(to);
+        if (measuring.load(std::memory_order_relaxed)) {
+          me.lat.push_back((float)ns_since(t0) / 1000.0f);
+          me.handoffs++;
+        }
+      }
+    });
+  }
+  while (ready.load() != nthreads) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(opt.smoke ? 10 : 100));  // warm-up
+  measuring.store(true);
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(opt.smoke ? 20 : opt.duration_ms * 3));
+  measuring.store(false);
+  double secs = (double)ns_since(t0) / 1e9;
+  stop.store(true);
+  // Release every sleeper: a non-zero word makes its park return AGAIN or
+  // the wake below reaches it (park validates under the bucket lock).
+  for (int i = 0; i < naddr; i++) {
+    __atomic_fetch_add(&words[i], 1u << 20, __ATOMIC_RELEASE);
+    P::wake_all(&words[i]);
+  }
+  for (auto &th : threads) {
+    th.join();
+  }
+  uint64_t total = 0;
+  min_acq = UINT64_MAX;
+  max_acq = 0;
+  for (auto &p : per) {
+    total += p.handoffs;
+    min_acq = std::min(min_acq, p.handoffs);
+    max_acq = std::max(max_acq, p.handoffs);
+    out_lat.insert(out_lat.end(), p.lat.begin(), p.lat.end());
+  }
+  out_ops.push_back((double)total / secs);
+}
+
+template <class P>
+void manypark() {
+  if (!want_peer(P::name)) {
+    return;
+  }
+  const int nthreads = opt.smoke ? 50 : 1000;
+  const int tokens = nthreads / 4;
+  std::vector<double> ops, lat;
+  uint64_t mn = 0, mx = 0, worst_spread_min = UINT64_MAX, worst_spread_max = 0;
+  for (int r = 0; r < opt.reps; r++) {
+    manypark_once<P>(nthreads, 10, tokens, ops, lat, mn, mx);
+    worst_spread_min = std::min(worst_spread_min, mn);
+    worst_spread_max = std::max(worst_spread_max, mx);
+  }
+  row("manypark", P::name, nthreads, "handoff", median(ops), "ops/s", worst_spread_min, worst_spread_max);
+  if (lat.empty()) {
+    return;
+  }
+  std::sort(lat.begin(), lat.end());
+  row("manypark", P::name, nthreads, "unpark", lat[lat.size() / 2], "us");
+  row("manypark", P::name, nthreads, "unpark99", lat[lat.size() * 99 / 100], "us");
+  row("manypark", P::name, nthreads, "unparkmax", lat.back(), "us");
+}
+
+template <class P>
+void hotbucket_once(int nthreads, std::vector<double> &ops, uint64_t &min_acq, uint64_t &max_acq, double &worst) {
+  alignas(64) static uint32_t hot;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ready{0};
+  struct alignas(64) PerThread {
+    uint64_t n = 0;
+    int64_t worst_ns = 0;
+  };
+  std::vector<PerThread> per(nthreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < nthreads; t++) {
+    threads.emplace_back([&, t] {
+      P::wake(&hot);
+      ready.fetch_add(1);
+      while (ready.load() != nthreads) {
+        std::this_thread::yield();
+      }
+      PerThread &me = per[t];
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto t0 = Clock::now();
+        P::wake(&hot);
+        int64_t d = ns_since(t0);
+        me.worst_ns = std::max(me.worst_ns, d);
+        me.n++;
+      }
+    });
+  }
+  while (ready.load() != nthreads) {
+    std::this_thread::yield();
+  }
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(opt.duration_ms));
+  stop.store(true);
+  double secs = (double)ns_since(t0) / 1e9;
+  for (auto &th : threads) {
+    th.join();
+  }
+  uint64_t total = 0;
+  min_acq = UINT64_MAX;
+  max_acq = 0;
+  for (auto &p : per) {
+    total += p.n;
+    min_acq = std::min(min_acq, p.n);
+    max_acq = std::max(max_acq, p.n);
+    worst = std::max(worst, (double)p.worst_ns / 1000.0);
+  }
+  ops.push_back((double)total / secs);
+}
+
+template <class P>
+void hotbucket(int nthreads) {
+  if (!want_peer(P::name)) {
+    return;
+  }
+  std::vector<double> ops;
+  uint64_t mn = UINT64_MAX, mx = 0;
+  double worst = 0;
+  for (int r = 0; r < opt.reps; r++) {
+    uint64_t a = 0, b = 0;
+    hotbucket_once<P>(nthreads, ops, a, b, worst);
+    mn = std::min(mn, a);
+    mx = std::max(mx, b);
+  }
+  row("hotbucket", P::name, nthreads, "-", median(ops), "ops/s", mn, mx);
+  row("hotbucket", P::name, nthreads, "worst", worst, "us");
+}
+
 // ---- 4. RW mutex, 95% reads ------------------------------------------------
 
 template <class L>
@@ -750,7 +946,7 @@ void cond_pl_native() {
 int usage() {
   std::fprintf(stderr,
                "usage: lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO] [--peer NAME]\n"
-               "scenarios: uncontended contended pingpong rwlock churn regpair event cond\n");
+               "scenarios: uncontended contended pingpong manypark hotbucket rwlock churn regpair event cond\n");
   return 2;
 }
 
@@ -809,6 +1005,15 @@ int main(int argc, char **argv) {
     pingpong<WeavePark>();
     pingpong<FutexPark>();
     pingpong_pl_native();
+  }
+  if (want("manypark")) {
+    manypark<WeavePark>();
+    manypark<FutexPark>();
+  }
+  if (want("hotbucket")) {
+    for (int t : {4, 16, 64}) {
+      hotbucket<WeavePark>(t);
+    }
   }
   if (want("rwlock")) {
     const std::vector<ThreadedPeer> peers = {rw_peer<WeaveRW>(), rw_peer<PthreadRW>(), rw_peer<StdSharedMutex>(),

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -435,6 +436,154 @@ TEST_CASE("after fork the child can park, unpark and lock, whatever the parent's
   CHECK(park_rc[0] == WEAVE_PARK_OK);
   CHECK(park_rc[1] == WEAVE_PARK_OK);
   CHECK(mutex_state(held) == 0);
+}
+
+// ---- table growth ----------------------------------------------------------
+
+namespace {
+
+// Bytes of this process's mappings the kernel wipes at fork (VmFlags "wf"
+// in /proc/self/smaps): the lot's tables, its per-process page and the
+// storage registry's words. A grown table adds its size here.
+long wipe_on_fork_bytes() {
+  FILE *f = std::fopen("/proc/self/smaps", "r");
+  if (f == nullptr) {
+    return -1;
+  }
+  long total = 0, size_kb = 0;
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    long kb = 0;
+    if (std::sscanf(line, "Size: %ld kB", &kb) == 1) {
+      size_kb = kb;
+    } else if (std::strncmp(line, "VmFlags:", 8) == 0 && std::strstr(line, " wf") != nullptr) {
+      total += size_kb * 1024;
+    }
+  }
+  std::fclose(f);
+  return total;
+}
+
+// Child after the growth: the parent's 800 waiters do not exist here, and
+// the grown table (same size, zeroed by the kernel) works with threads.
+int child_after_growth(uint32_t *parent_words, int nwords) {
+  for (int i = 0; i < nwords; i += 97) {
+    if (weave_unpark_all(&parent_words[i]) != 0) return 20;
+  }
+  struct shared_t {
+    uint32_t words[64];
+    std::atomic<int> done;
+  } s{};
+  pthread_t t[4];
+  for (auto &th : t) {
+    if (pthread_create(
+            &th, nullptr,
+            [](void *p) -> void * {
+              auto *sh = static_cast<shared_t *>(p);
+              for (int i = 0; i < 64; i++) {
+                uint32_t zero = 0;
+                while (__atomic_load_n(&sh->words[i], __ATOMIC_ACQUIRE) == 0) {
+                  weave_park(&sh->words[i], &zero, 4, -1, nullptr, 0);
+                }
+              }
+              sh->done.fetch_add(1);
+              return nullptr;
+            },
+            &s) != 0) {
+      return 21;
+    }
+  }
+  for (int i = 0; i < 64; i++) {
+    ftw_test::sleep_ms(1);
+    __atomic_store_n(&s.words[i], 1, __ATOMIC_RELEASE);
+    weave_unpark_all(&s.words[i]);
+  }
+  for (auto &th : t) {
+    pthread_join(th, nullptr);
+  }
+  return s.done.load() == 4 ? 0 : 22;
+}
+
+}  // namespace
+
+TEST_CASE("the table grows while 800 threads are parked: no waiter is lost or woken twice, and a fork child works") {
+  // 800 threads each park on 10 of 8,000 words, one after the other. The
+  // lot grows its table (1,024 buckets) to about three buckets per queued
+  // thread while earlier threads sleep in it, so the growth moves parked
+  // waiters; every one must then be found by exactly its own address.
+  const int threads = 800, per_thread = 10;
+  const int nwords = threads * per_thread;
+  std::unique_ptr<uint32_t[]> words(new uint32_t[nwords]());
+  auto w = [&](int t, int k) { return &words[k * threads + t]; };
+  std::atomic<int> finished{0};
+  std::atomic<int> bad{0};
+  long wf_before = wipe_on_fork_bytes();
+  uint64_t parks = stats().parks;
+  std::vector<std::unique_ptr<native_thread>> pool;
+  for (int t = 0; t < threads; t++) {
+    pool.emplace_back(new native_thread([&, t] {
+      for (int k = 0; k < per_thread; k++) {
+        uint32_t zero = 0;
+        while (__atomic_load_n(w(t, k), __ATOMIC_ACQUIRE) == 0) {
+          int rc = weave_park(w(t, k), &zero, 4, -1, nullptr, 0);
+          if (rc != WEAVE_PARK_OK && rc != WEAVE_PARK_AGAIN) {
+            bad++;
+          }
+        }
+      }
+      finished++;
+    }));
+  }
+  // Round 0: every thread is queued on its first word.
+  REQUIRE(wait_parks(parks, threads));
+  long wf_after = wipe_on_fork_bytes();
+  INFO("wipe-on-fork bytes before " << wf_before << ", after " << wf_after);
+  CHECK(wf_after >= wf_before + 2048L * 64);  // at least one grown table (2,048 buckets or more)
+
+  // A fork child of a process with a grown table and 800 parked threads.
+  pid_t pid = ftw_test::fork_quiesced();
+  if (pid == 0) {
+    _exit(child_after_growth(words.get(), nwords));
+  }
+  REQUIRE(pid > 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+
+  // Each round-0 waiter is found under its own address exactly once, in an
+  // order unrelated to the order of parking (neighbours in the table).
+  int woke = 0;
+  for (int i = 0; i < threads; i++) {
+    int t = (int)((uint64_t)i * 7919 % threads);
+    __atomic_store_n(w(t, 0), 1, __ATOMIC_RELEASE);
+    woke += weave_unpark(w(t, 0), nullptr, nullptr);
+  }
+  CHECK(woke == threads);
+  // Rounds 1..9 race the wakes with the parks (and with further growth).
+  native_thread second_waker([&] {
+    for (int k = 1; k < per_thread; k += 2) {
+      for (int t = 0; t < threads; t++) {
+        __atomic_store_n(w(t, k), 1, __ATOMIC_RELEASE);
+        weave_unpark_all(w(t, k));
+      }
+    }
+  });
+  for (int k = 2; k < per_thread; k += 2) {
+    for (int t = threads - 1; t >= 0; t--) {
+      __atomic_store_n(w(t, k), 1, __ATOMIC_RELEASE);
+      weave_unpark_all(w(t, k));
+    }
+  }
+  second_waker.join();
+  REQUIRE(wait_until([&] { return finished.load() == threads; }, 60000));
+  for (auto &t : pool) {
+    t->join();
+  }
+  CHECK(bad == 0);
+  for (int i = 0; i < nwords; i += 13) {
+    CHECK(weave_unpark_all(&words[i]) == 0);
+  }
 }
 
 // ---- issue 11: nothing of the library runs inside fork(); no lookup of ----

@@ -46,33 +46,42 @@ TEST_CASE("raw mutex: a waiter shows as (pointer | 1) and unlock wakes it") {
   CHECK(word(m) == 0);
 }
 
-TEST_CASE("raw mutex: two waiters stack up and both get the lock") {
+TEST_CASE("raw mutex: two waiters queue in arrival order and both get the lock, oldest first") {
   weave_raw_mutex_t m = {0};
   std::atomic<int> got{0};
+  std::atomic<int> first_in{-1};
   weave_raw_mutex_lock(&m);
   uintptr_t first_waiter = 0;
   {
     native_thread a([&] {
       weave_raw_mutex_lock(&m);
+      int expected = -1;
+      first_in.compare_exchange_strong(expected, 0);
       got++;
       weave_raw_mutex_unlock(&m);
     });
-    REQUIRE(wait_until([&] { return (word(m) & ~uintptr_t(1)) != 0; }));
-    first_waiter = word(m) & ~uintptr_t(1);
+    REQUIRE(wait_until([&] { return (word(m) & ~uintptr_t(3)) != 0; }));
+    first_waiter = word(m) & ~uintptr_t(3);
     native_thread b([&] {
       weave_raw_mutex_lock(&m);
+      int expected = -1;
+      first_in.compare_exchange_strong(expected, 1);
       got++;
       weave_raw_mutex_unlock(&m);
     });
-    // The second waiter becomes the top of the stack.
+    // The second waiter is appended behind the first (the queue's head stays
+    // in the word; an entry's first field links to the next). Read under the
+    // queue lock's protocol: only once the queue-lock bit is clear.
     REQUIRE(wait_until([&] {
-      uintptr_t top = word(m) & ~uintptr_t(1);
-      return top != 0 && top != first_waiter;
+      uintptr_t w = __atomic_load_n(&m.v, __ATOMIC_ACQUIRE);
+      return (w & 2) == 0 && __atomic_load_n(reinterpret_cast<uintptr_t *>(first_waiter), __ATOMIC_ACQUIRE) != 0;
     }));
-    CHECK((word(m) & 1) == 1);
+    CHECK((word(m) & ~uintptr_t(3)) == first_waiter);
+    CHECK((word(m) & 3) == 1);
     CHECK(weave_raw_mutex_unlock(&m) == 0);
   }
   CHECK(got == 2);
+  CHECK(first_in == 0);  // FIFO: the older waiter is woken first (nobody else competes here)
   CHECK(word(m) == 0);
 }
 

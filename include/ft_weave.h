@@ -510,16 +510,19 @@ WEAVE_API int weave_mutex_lock_timed(weave_mutex_t *m, int64_t timeout_ns, int f
 /* ---- Raw mutex ----------------------------------------------------------
  *
  * A word lock that never uses the parking lot (it is what the parking lot's
- * own bucket locks are made of): waiters push themselves on a stack whose
- * head lives in the word, as CPython's _PyRawMutex and WebKit's WordLock.
- * A signal does not end the wait: a waiter sleeps until it is popped.
+ * own bucket locks are made of): waiters append themselves to a FIFO queue
+ * whose head lives in the word, as WebKit's WordLock. A signal does not end
+ * the wait: a waiter sleeps until it is popped.
  *
  *   v                         | meaning
  *   --------------------------+---------------------------------------------
  *   0                         | unlocked
  *   1                         | locked, no waiters
- *   (waiter pointer) | 1      | locked, waiters on a stack of stack-allocated
- *                             | entries (each wakes and retries; no hand-off)
+ *   (head pointer) | 1        | locked, waiters on a FIFO of stack-allocated
+ *                             | entries (woken oldest first; each wakes and
+ *                             | retries, no hand-off)
+ *   (head pointer) | 3        | as above, a thread is editing the queue
+ *                             | (bit 2: the queue lock)
  */
 typedef struct weave_raw_mutex {
   uintptr_t v;

@@ -237,12 +237,14 @@ struct WeavePark {
     weave_park(addr, &value, sizeof value, -1, nullptr, 0);
   }
   static void wake(uint32_t *addr) { weave_unpark(addr, nullptr, nullptr); }
+  static void wake_all(uint32_t *addr) { weave_unpark_all(addr); }
 };
 
 struct FutexPark {
   static constexpr const char *name = "raw futex";
   static void wait_while(uint32_t *addr, uint32_t value) { futex(addr, FUTEX_WAIT_PRIVATE, value); }
   static void wake(uint32_t *addr) { futex(addr, FUTEX_WAKE_PRIVATE, 1); }
+  static void wake_all(uint32_t *addr) { futex(addr, FUTEX_WAKE_PRIVATE, INT32_MAX); }
 };
 
 // ---- One-shot events: wait() / notify() -----------------------------------

@@ -1,3 +1,4 @@
+using System;
 using System.Threading;
 using FtWeave.Parking;
 using Xunit;
@@ -18,6 +19,46 @@ public unsafe class WordLockTests
         Assert.Equal((nuint)0, word);
         Assert.False(WordLock.Unlock(&word)); // not locked: the caller reports NOT_OWNER
         Assert.Equal((nuint)0, word);
+    }
+
+    [Fact]
+    public void Waiters_get_the_lock_in_arrival_order()
+    {
+        // FIFO: with the lock held, five threads queue one after another;
+        // after the release each takes the lock in the order it queued (the
+        // old stack woke the newest first, so the oldest could starve). No
+        // thread barges here: each woken waiter is the only one running.
+        const int threads = 5;
+        nuint* word = (nuint*)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)sizeof(nuint));
+        var order = new int[threads];
+        int next = 0;
+        WordLock.Lock(word);
+        var workers = new Thread[threads];
+        for (int t = 0; t < threads; t++)
+        {
+            int id = t;
+            workers[t] = new Thread(() =>
+            {
+                WordLock.Lock(word);
+                order[next++] = id;
+                WordLock.Unlock(word);
+            });
+            workers[t].Start();
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (WordLock.QueuedCount(word) != t + 1)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "waiter did not queue");
+                Thread.Sleep(1);
+            }
+        }
+        WordLock.Unlock(word);
+        foreach (Thread w in workers)
+        {
+            w.Join();
+        }
+        Assert.Equal(new[] { 0, 1, 2, 3, 4 }, order);
+        Assert.Equal((nuint)0, *word);
+        System.Runtime.InteropServices.NativeMemory.Free(word);
     }
 
     [Fact]

@@ -31,6 +31,20 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     internal static partial void* ParkingTable();
 
+    /// <summary>
+    /// A zeroed bucket table of <paramref name="bytes"/> bytes for the
+    /// parking lot's growth, wiped at fork like the static one and never
+    /// freed; NULL when it cannot be had (mmap failed, too many tables, or
+    /// no fork reset available). A system call: keeps the GC transition.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_parking_table_alloc")]
+    internal static partial void* ParkingTableAlloc(nuint bytes);
+
+    /// <summary>The parking lot's two growth words (queued threads, grower flag), zero in a fork child.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_parking_growth_words")]
+    [SuppressGCTransition]
+    internal static partial int* ParkingGrowthWords();
+
     /// <summary>How the table is reset in a fork child: 1 kernel wipe, 2 C atfork handler, 0 not at all.</summary>
     [LibraryImport(Library, EntryPoint = "ftw_parking_fork_mode")]
     [SuppressGCTransition]

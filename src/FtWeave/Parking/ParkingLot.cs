@@ -86,19 +86,33 @@ internal unsafe interface IRequeueCallback
 /// parking_lot_core, WebKit WTF::ParkingLot). It knows nothing about locks:
 /// locks reach it only through park, unpark and the callbacks.
 ///
-/// Addresses hash to <see cref="BucketCount"/> buckets; each bucket is a
+/// Addresses hash to the buckets of the current table; each bucket is a
 /// <see cref="WordLock"/> and one doubly-linked FIFO of the waiters of every
 /// address that hashes there. Waiters are entries on the parked threads' own
 /// stacks, so parking allocates nothing. Two addresses in one bucket only share
 /// a queue scan; has-more-waiters is computed per address, so they never see
 /// each other's waiters.
+///
+/// The table starts with <see cref="InitialBucketCount"/> buckets and grows
+/// to about three buckets per queued thread (Rust parking_lot and WebKit do
+/// the same per live thread), so that scans stay short with thousands of
+/// parked threads: see <see cref="Grow"/>. Every lookup therefore locks the
+/// bucket it computed and then checks that the table is still the current
+/// one (<see cref="LockBucket"/>).
 /// </summary>
 internal static unsafe class ParkingLot
 {
     // 1024 buckets of one cache line: 64 KiB, so that a handful of hot locks
-    // rarely share a bucket (CPython has 257).
-    private const int BucketShift = 10;
-    internal const int BucketCount = 1 << BucketShift;
+    // rarely share a bucket (CPython has 257). Grown tables are larger powers
+    // of two, up to 2^MaxBucketBits buckets (64 MiB).
+    private const int InitialBucketBits = 10;
+    internal const int InitialBucketCount = 1 << InitialBucketBits;
+    private const int MaxBucketBits = 20;
+    // Target of the growth: buckets per queued thread.
+    private const int LoadFactor = 3;
+    // The table word holds the bucket array's address (page aligned) with
+    // its log2 size in the low bits.
+    private const nuint BitsMask = 0xFFF;
 
     [StructLayout(LayoutKind.Sequential, Size = 64)]
     private struct Bucket
@@ -125,54 +139,197 @@ internal static unsafe class ParkingLot
         public ThreadParker Parker;
     }
 
-    // The table is static storage of the library's C part
-    // (src/native/parking_fork.c): nothing to allocate, so nothing can fail,
-    // and never freed (threads of any library may park until the process
-    // ends). The pointer is cached here; reading the C function again would
-    // give the same address, so racing first readers agree.
-    private static Bucket* s_buckets;
+    // The current table: (Bucket*) | log2(bucket count). The first table is
+    // static storage of the library's C part (src/native/parking_fork.c):
+    // nothing to allocate, so nothing can fail. Grown tables are mappings
+    // from the same file. No table is ever freed: threads of any library may
+    // park until the process ends, and a thread that read an old table's
+    // word may still lock one of its buckets (it then sees the word changed
+    // and retries), as Rust's parking_lot leaks its old tables. Fork keeps
+    // this word and the kernel zeroes every table's buckets (MADV_WIPEONFORK),
+    // so a child has a table of the same size, empty and unlocked.
+    private static nuint s_table;
 
-    private static Bucket* Buckets
+    // The growth words, in the C part's per-process page (zero in a fork
+    // child): [0] threads queued now, [1] 1 while a thread grows the table.
+    private static int* s_growthWords;
+
+    // Set when a table could not be had: then the lot stays at its size.
+    private static bool s_growthFailed;
+
+    private static nuint Table
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            // A plain read: the value is either null or the one constant
-            // address, and the table's contents need no publication (zeroed
-            // static memory, then only touched under bucket locks).
-            Bucket* buckets = s_buckets;
-            return buckets != null ? buckets : Initialize();
+            // Acquire: a grown table's queues were written before the word
+            // was published (release in Grow); a thread that finds the new
+            // word must see them. Null only before the first use.
+            nuint table = Volatile.Read(ref s_table);
+            return table != 0 ? table : Initialize();
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static Bucket* Initialize()
+    private static nuint Initialize()
     {
-        Bucket* table = (Bucket*)Native.ParkingTable();
-        s_buckets = table;
-        return table;
-    }
-
-    /// <summary>
-    /// weave_parking_lot_after_fork: resets every bucket in a fork child.
-    /// Fork needs no call: the kernel hands the child a zeroed copy of the
-    /// table (MADV_WIPEONFORK), or, on a kernel without it, a child handler
-    /// in C clears it (src/native/parking_fork.c explains why nothing managed
-    /// runs at fork). Calling this again in the child, before the child's
-    /// own threads use the lot, is harmless.
-    /// </summary>
-    internal static void AfterFork()
-    {
-        NativeMemory.Clear(Buckets, (nuint)(BucketCount * sizeof(Bucket)));
+        s_growthWords = Native.ParkingGrowthWords();
+        nuint initial = (nuint)Native.ParkingTable() | InitialBucketBits;
+        // CAS, not a store: racing first callers agree on the static table,
+        // and a table grown meanwhile must not be replaced by it.
+        nuint seen = Interlocked.CompareExchange(ref s_table, initial, 0);
+        return seen != 0 ? seen : initial;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Bucket* BucketFor(nuint address)
+    private static int BitsOf(nuint table) => (int)(table & BitsMask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Bucket* BucketsOf(nuint table) => (Bucket*)(table & ~BitsMask);
+
+    /// <summary>
+    /// weave_parking_lot_after_fork: resets every bucket in a fork child.
+    /// Fork needs no call: the kernel hands the child a zeroed copy of every
+    /// table (MADV_WIPEONFORK), or, on a kernel without it, a child handler
+    /// in C clears them (src/native/parking_fork.c explains why nothing
+    /// managed runs at fork). Calling this again in the child, before the
+    /// child's own threads use the lot, is harmless.
+    /// </summary>
+    internal static void AfterFork()
+    {
+        nuint table = Table;
+        NativeMemory.Clear(BucketsOf(table), (nuint)sizeof(Bucket) << BitsOf(table));
+        s_growthWords[0] = 0;
+        s_growthWords[1] = 0;
+    }
+
+    /// <summary>The bucket count of the current table (for tests and diagnostics).</summary>
+    internal static int BucketCount => 1 << BitsOf(Table);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Bucket* BucketIn(nuint table, nuint address)
     {
         // Fibonacci hashing: neighbouring bytes (one-byte locks in an array)
         // land in different buckets.
         ulong h = (ulong)address * 0x9E3779B97F4A7C15UL;
-        return Buckets + (int)(h >> (64 - BucketShift));
+        return BucketsOf(table) + (nint)(h >> (64 - BitsOf(table)));
+    }
+
+    /// <summary>
+    /// Locks the bucket of <paramref name="address"/> in the current table.
+    /// A growth replaces the table while it holds every bucket lock of the
+    /// old one, and publishes the new word before it releases them: so once
+    /// we hold a bucket lock, re-reading the word tells whether our table is
+    /// still current (the CAS that took the lock acquires the grower's
+    /// release of it, which follows its store of the word).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Bucket* LockBucket(nuint address)
+    {
+        while (true)
+        {
+            nuint table = Table;
+            Bucket* bucket = BucketIn(table, address);
+            WordLock.Lock(&bucket->Lock);
+            if (Volatile.Read(ref s_table) == table)
+            {
+                return bucket;
+            }
+            WordLock.Unlock(&bucket->Lock);
+        }
+    }
+
+    /// <summary>
+    /// Grows the table to about <see cref="LoadFactor"/> buckets per queued
+    /// thread, if it is smaller. Runs outside every bucket lock (the caller
+    /// is a thread that has just queued itself). One grower at a time (the
+    /// others return: the table they need is on its way). The new table is
+    /// mapped before any lock is taken, so nothing blocks under the bucket
+    /// locks but the bucket locks themselves; then every bucket of the old
+    /// table is locked in index order (address order, as LockPair does, so
+    /// the two cannot deadlock), every waiter moved to its new bucket in
+    /// queue order (FIFO per address is kept: a bucket's waiters of one
+    /// address stay in order, and an address lives in one old bucket), the
+    /// new word published, and the old locks released. Waiters that were
+    /// sleeping stay asleep: their entries only changed queues, which their
+    /// owners re-find by address under a bucket lock (LockBucketOf).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Grow(int queued)
+    {
+        int* growing = &s_growthWords[1];
+        if (Interlocked.CompareExchange(ref *growing, 1, 0) != 0)
+        {
+            return;
+        }
+        nuint old = Table;
+        int oldBits = BitsOf(old);
+        int bits = oldBits;
+        while (bits < MaxBucketBits && ((long)1 << bits) < (long)queued * LoadFactor)
+        {
+            bits++;
+        }
+        if (bits > oldBits)
+        {
+            Bucket* fresh = (Bucket*)Native.ParkingTableAlloc((nuint)sizeof(Bucket) << bits);
+            if (fresh == null)
+            {
+                s_growthFailed = true;
+            }
+            else
+            {
+                Rehash(old, (nuint)fresh | (nuint)bits);
+            }
+        }
+        // Release: pairs with the CAS of the next grower.
+        Volatile.Write(ref *growing, 0);
+    }
+
+    private static void Rehash(nuint old, nuint fresh)
+    {
+        Bucket* oldBuckets = BucketsOf(old);
+        int count = 1 << BitsOf(old);
+        for (int i = 0; i < count; i++)
+        {
+            WordLock.Lock(&oldBuckets[i].Lock);
+        }
+        // Only a grower replaces the word, and we are the only grower: it is
+        // still `old`.
+        for (int i = 0; i < count; i++)
+        {
+            WaitEntry* e = oldBuckets[i].Head;
+            while (e != null)
+            {
+                WaitEntry* next = e->Next;
+                Enqueue(BucketIn(fresh, e->Address), e);
+                e = next;
+            }
+            oldBuckets[i].Head = null;
+            oldBuckets[i].Tail = null;
+        }
+        // Release: the new buckets' queues are written before the word that
+        // makes them reachable (acquire in Table).
+        Volatile.Write(ref s_table, fresh);
+        for (int i = 0; i < count; i++)
+        {
+            WordLock.Unlock(&oldBuckets[i].Lock);
+        }
+    }
+
+    /// <summary>
+    /// Counts a thread that has just queued itself (outside the bucket lock)
+    /// and grows the table when it has fewer than about LoadFactor buckets
+    /// per queued thread. One atomic add on a path that is about to sleep.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CountQueued()
+    {
+        int queued = Interlocked.Increment(ref s_growthWords[0]);
+        if ((long)queued * LoadFactor > (1L << BitsOf(Volatile.Read(ref s_table))) && !s_growthFailed
+            && BitsOf(Volatile.Read(ref s_table)) < MaxBucketBits)
+        {
+            Grow(queued);
+        }
     }
 
     /// <summary>Compares the value at address with expected, as size bytes, atomically.</summary>
@@ -242,8 +399,7 @@ internal static unsafe class ParkingLot
         while (true)
         {
             nuint address = Volatile.Read(ref entry->Address);
-            Bucket* bucket = BucketFor(address);
-            WordLock.Lock(&bucket->Lock);
+            Bucket* bucket = LockBucket(address);
             if (Volatile.Read(ref entry->Address) == address)
             {
                 return bucket;
@@ -285,11 +441,10 @@ internal static unsafe class ParkingLot
         where TCallback : struct, IParkCallback
     {
         nuint key = (nuint)address;
-        Bucket* bucket = BucketFor(key);
         long deadline = timeoutNs > 0 ? Futex.MonotonicNow() + timeoutNs : -1;
 
         Unsafe.SkipInit(out WaitEntry entry); // every field is set before use
-        WordLock.Lock(&bucket->Lock);
+        Bucket* bucket = LockBucket(key);
         // The validation and the enqueue are one step with respect to unpark
         // (same bucket lock): a waker that changes the value and then unparks
         // either makes us see the new value, or finds us queued.
@@ -314,6 +469,7 @@ internal static unsafe class ParkingLot
         // Queued and visible to wakers; a wake from here on sets our parker,
         // and Parker.Park below returns at once.
         callback.BeforeSleep();
+        CountQueued();
         Statistics.Increment(Statistics.Counter.Parks);
         nint detached = detach ? ThreadDetach.BeforeSleep() : 0;
 
@@ -347,6 +503,8 @@ internal static unsafe class ParkingLot
             }
         }
 
+        // Out of every queue now (woken, or removed ourselves above).
+        Interlocked.Decrement(ref s_growthWords[0]);
         if (detach)
         {
             ThreadDetach.AfterSleep(detached);
@@ -359,13 +517,13 @@ internal static unsafe class ParkingLot
         where TCallback : struct, IUnparkCallback
     {
         nuint key = (nuint)address;
-        Bucket* bucket = BucketFor(key);
-        WordLock.Lock(&bucket->Lock);
+        Bucket* bucket = LockBucket(key);
         WaitEntry* waiter = FirstFor(bucket, key, bucket->Head);
         bool hasMore = false;
         if (waiter != null)
         {
-            hasMore = FirstFor(bucket, key, waiter->Next) != null;
+            // The bucket's tail ends the scan early when the waiter is last.
+            hasMore = waiter != bucket->Tail && FirstFor(bucket, key, waiter->Next) != null;
             Remove(bucket, waiter);
             waiter->IsUnparking = 1;
         }
@@ -384,11 +542,10 @@ internal static unsafe class ParkingLot
     internal static int UnparkAll(void* address)
     {
         nuint key = (nuint)address;
-        Bucket* bucket = BucketFor(key);
         WaitEntry* toWake = null;
         WaitEntry** tail = &toWake;
         int count = 0;
-        WordLock.Lock(&bucket->Lock);
+        Bucket* bucket = LockBucket(key);
         WaitEntry* e = bucket->Head;
         while (e != null)
         {
@@ -435,8 +592,7 @@ internal static unsafe class ParkingLot
     internal static void* InspectFirst(void* address, delegate*<void*, void*> inspect)
     {
         nuint key = (nuint)address;
-        Bucket* bucket = BucketFor(key);
-        WordLock.Lock(&bucket->Lock);
+        Bucket* bucket = LockBucket(key);
         WaitEntry* first = FirstFor(bucket, key, bucket->Head);
         void* result = inspect(first != null ? first->ParkArg : null);
         WordLock.Unlock(&bucket->Lock);
@@ -453,9 +609,20 @@ internal static unsafe class ParkingLot
         where TCallback : struct, IRequeueCallback
     {
         nuint fromKey = (nuint)from, toKey = (nuint)to;
-        Bucket* fromBucket = BucketFor(fromKey);
-        Bucket* toBucket = BucketFor(toKey);
-        LockPair(fromBucket, toBucket);
+        Bucket* fromBucket, toBucket;
+        while (true)
+        {
+            // Both buckets from one table, checked current once both are held.
+            nuint table = Table;
+            fromBucket = BucketIn(table, fromKey);
+            toBucket = BucketIn(table, toKey);
+            LockPair(fromBucket, toBucket);
+            if (Volatile.Read(ref s_table) == table)
+            {
+                break;
+            }
+            UnlockPair(fromBucket, toBucket);
+        }
 
         WaitEntry* first = FirstFor(fromBucket, fromKey, fromBucket->Head);
         RequeueOp op = callback.Validate(first != null ? first->ParkArg : null);

@@ -5,33 +5,49 @@ namespace FtWeave.Parking;
 
 /// <summary>
 /// A one-word lock that queues its own waiters and never touches the parking
-/// lot: it is the lot's bucket lock, and weave_raw_mutex_t. The same design as
-/// CPython's _PyRawMutex and WebKit's WordLock:
+/// lot: it is the lot's bucket lock, and weave_raw_mutex_t. WebKit's
+/// WTF::WordLock design (Rust parking_lot's word_lock.rs is the same idea):
 ///
-///   word                     | meaning
-///   -------------------------+-----------------------------------------------
-///   0                        | unlocked
-///   Locked                   | locked, no waiters
-///   (waiter*) | Locked       | locked, waiters on a stack of Waiter entries
-///   (waiter*)                | unlocked, waiters still queued (one was just
-///                            | woken and will retry; others keep sleeping)
+///   word                          | meaning
+///   ------------------------------+------------------------------------------
+///   0                             | unlocked
+///   Locked                        | locked, no waiters
+///   (head*) | Locked              | locked, waiters on a FIFO queue
+///   (head*) | Locked | QueueLocked| as above, a thread is editing the queue
+///   (head*)                       | unlocked, waiters still queued (the old
+///                                 | head was just woken and will retry)
 ///
-/// Waiters live on their own stacks. Only the lock holder pops, so the pop's
-/// read of <c>waiter->Next</c> cannot race with another pop (no ABA); pushes
-/// race only with each other and the holder's pop, and the CAS on the word
-/// orders them. Woken waiters retry rather than receive the lock: no hand-off,
-/// which suits the short critical sections of bucket locks. A pushed waiter
-/// leaves LockSlow's sleep only once popped (see the comment there): signals
-/// neither interrupt nor shorten a word-lock wait.
+/// Waiters live on their own stacks and form a singly linked FIFO: the word
+/// points at the oldest (the head), whose <c>Tail</c> points at the newest.
+/// A thread appends itself at the tail and the unlocker pops the head, both
+/// under the QueueLocked bit, which is taken only while Locked is set and
+/// only by a CAS: so while a thread holds it, the word cannot change under
+/// it (the holder's unlock spins on the bit instead of releasing, nobody
+/// else can take Locked), and it may publish the new queue with a plain
+/// store. The queue-lock sections are a handful of instructions and never
+/// block; a thread that finds the bit set yields and retries.
+///
+/// FIFO matters under a hot bucket: the old design pushed and popped one
+/// stack (LIFO), so the thread that had waited longest was woken last and a
+/// steady stream of newcomers could starve it. The woken waiter still has to
+/// compete for the lock (barging, no hand-off, as in WebKit and parking_lot:
+/// hand-off would make every bucket section pay a context switch), but it is
+/// woken in arrival order, and a waiter that loses re-queues at the tail.
+/// A queued waiter leaves LockSlow's sleep only once popped (see the comment
+/// there): signals neither interrupt nor shorten a word-lock wait.
 /// </summary>
 internal static unsafe class WordLock
 {
     internal const nuint Locked = 1;
+    internal const nuint QueueLocked = 2;
+    private const nuint Bits = Locked | QueueLocked;
     private const int SpinLimit = 40;
 
     private struct Waiter
     {
         public Waiter* Next;
+        /// <summary>Valid in the head only: the newest waiter.</summary>
+        public Waiter* Tail;
         public ThreadParker Parker;
     }
 
@@ -62,90 +78,156 @@ internal static unsafe class WordLock
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void LockSlow(nuint* word)
     {
-        Unsafe.SkipInit(out Waiter waiter); // fields are set before each push
+        Unsafe.SkipInit(out Waiter waiter); // fields are set before each enqueue
         int spins = 0;
-        nuint v = Volatile.Read(ref *word);
         while (true)
         {
+            nuint v = Volatile.Read(ref *word);
             if ((v & Locked) == 0)
             {
-                // Unlocked: take it, even if others are queued (they retry later).
-                nuint seen = Interlocked.CompareExchange(ref *word, v | Locked, v);
-                if (seen == v)
+                // Unlocked: take it, even if others are queued (they retry
+                // when woken; no hand-off).
+                if (Interlocked.CompareExchange(ref *word, v | Locked, v) == v)
                 {
                     return;
                 }
-                v = seen;
                 continue;
             }
-            if ((v & ~Locked) == 0 && spins < SpinLimit)
+            if ((v & ~Bits) == 0 && spins < SpinLimit)
             {
                 // Nobody queued yet: the holder is likely to leave within a few
                 // hundred cycles (bucket sections are short), cheaper than a futex.
                 SpinWaits.Pause(1 << (spins < 6 ? spins : 6));
                 spins++;
-                v = Volatile.Read(ref *word);
                 continue;
             }
-            // Locked: push ourselves. Prepare before the CAS publishes the entry.
-            waiter.Next = (Waiter*)(v & ~Locked);
-            waiter.Parker.Prepare();
-            nuint pushed = (nuint)(&waiter) | Locked;
-            nuint before = Interlocked.CompareExchange(ref *word, pushed, v);
-            if (before != v)
+            if ((v & QueueLocked) != 0)
             {
-                v = before;
+                // Another thread is editing the queue for a few instructions;
+                // if it was preempted there, give it the core.
+                SpinWaits.Yield();
                 continue;
             }
-            // The holder pops us on unlock; we then compete for the lock again.
+            // Prepare before the entry becomes reachable.
+            waiter.Next = null;
+            waiter.Tail = &waiter;
+            waiter.Parker.Prepare();
+            // Take the queue lock, only while the lock is held: from then on
+            // the word is ours until we store it (see the class comment).
+            if (Interlocked.CompareExchange(ref *word, v | QueueLocked, v) != v)
+            {
+                continue;
+            }
+            Waiter* head = (Waiter*)(v & ~Bits);
+            if (head != null)
+            {
+                head->Tail->Next = &waiter;
+                head->Tail = &waiter;
+                // Release: publishes the links to the next queue-lock holder
+                // (which acquires the word by CAS).
+                Volatile.Write(ref *word, v);
+            }
+            else
+            {
+                Volatile.Write(ref *word, (nuint)(&waiter) | Locked);
+            }
+            // The unlocker pops us on unlock; we then compete for the lock again.
             //
-            // Until that pop our entry is linked into the word (or into the
-            // stack below it), and only the popping unlocker may unlink it:
-            // this frame must not be left, nor the entry pushed again, before
-            // its store of Woken into our parker. So we sleep until exactly
-            // that store, not merely until the futex returns. The futex also
-            // returns on EINTR, whenever a signal handler installed without
-            // SA_RESTART runs on this thread (CPython installs its handlers
-            // that way): treating that as a wake re-pushed the still-linked
-            // entry (a self-cycle: Next pointed to itself) or took the lock
-            // with the entry still linked, so that a later unlock popped a
-            // dead frame and wrote into whatever stack had replaced it. A word
-            // lock has no interruptible wait (no timeout, no INTR status), so
-            // an interrupted waiter keeps sleeping; the handler has already
-            // run by the time the futex returns. Ordering: the unlocker's
-            // popping CAS comes before its release store of Woken, and
-            // ParkUntilUnparked returns only after an acquire load sees that
-            // store, so once it returns our entry is out of the word.
+            // Until that pop our entry is linked into the queue, and only the
+            // popping unlocker may unlink it: this frame must not be left, nor
+            // the entry queued again, before its store of Woken into our
+            // parker. So we sleep until exactly that store, not merely until
+            // the futex returns. The futex also returns on EINTR, whenever a
+            // signal handler installed without SA_RESTART runs on this thread
+            // (CPython installs its handlers that way): treating that as a
+            // wake would queue the still-linked entry again (a cycle) or take
+            // the lock with the entry still linked, so that a later unlock
+            // popped a dead frame and wrote into whatever stack had replaced
+            // it. A word lock has no interruptible wait (no timeout, no INTR
+            // status), so an interrupted waiter keeps sleeping; the handler
+            // has already run by the time the futex returns. Ordering: the
+            // unlocker's store that unlinks us comes before its release store
+            // of Woken, and ParkUntilUnparked returns only after an acquire
+            // load sees that store, so once it returns our entry is out of
+            // the queue.
             waiter.Parker.ParkUntilUnparked();
             spins = 0;
-            v = Volatile.Read(ref *word);
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static bool UnlockSlow(nuint* word)
     {
-        nuint v = Volatile.Read(ref *word);
+        nuint v;
         while (true)
         {
+            v = Volatile.Read(ref *word);
             if ((v & Locked) == 0)
             {
                 return false;
             }
-            Waiter* waiter = (Waiter*)(v & ~Locked);
-            // Pop the top waiter (if any) and release in one CAS. Release
-            // semantics (full barrier) publish the critical section's writes.
-            nuint next = waiter != null ? (nuint)waiter->Next : 0;
-            nuint seen = Interlocked.CompareExchange(ref *word, next, v);
-            if (seen == v)
+            if (v == Locked)
             {
-                if (waiter != null)
+                // No waiters. Release (full barrier) publishes the critical
+                // section's writes.
+                if (Interlocked.CompareExchange(ref *word, 0, Locked) == Locked)
                 {
-                    ThreadParker.Unpark(&waiter->Parker);
+                    return true;
                 }
-                return true;
+                continue;
             }
-            v = seen;
+            if ((v & QueueLocked) != 0)
+            {
+                // A waiter is appending itself; it needs the lock held while
+                // it does (so that the word is stable), which is why we wait
+                // for it rather than release. A few instructions, unless it
+                // was preempted: then give it the core.
+                SpinWaits.Yield();
+                continue;
+            }
+            if (Interlocked.CompareExchange(ref *word, v | QueueLocked, v) == v)
+            {
+                break;
+            }
         }
+        // We hold the lock and the queue lock, and the queue is not empty.
+        Waiter* head = (Waiter*)(v & ~Bits);
+        Waiter* next = head->Next;
+        if (next != null)
+        {
+            next->Tail = head->Tail;
+        }
+        // Pop the head and release both the lock and the queue lock in one
+        // release store: publishes the critical section's writes and the new
+        // queue. From here a barging thread may take the lock.
+        Volatile.Write(ref *word, (nuint)next);
+        ThreadParker.Unpark(&head->Parker);
+        return true;
+    }
+
+    /// <summary>
+    /// For tests: the number of queued waiters. The caller must hold the
+    /// lock (so the word keeps Locked and the queue can only grow while we
+    /// hold the queue lock). Takes the queue lock to walk the queue.
+    /// </summary>
+    internal static int QueuedCount(nuint* word)
+    {
+        nuint v;
+        while (true)
+        {
+            v = Volatile.Read(ref *word);
+            if ((v & QueueLocked) == 0 && Interlocked.CompareExchange(ref *word, v | QueueLocked, v) == v)
+            {
+                break;
+            }
+            SpinWaits.Yield();
+        }
+        int n = 0;
+        for (Waiter* w = (Waiter*)(v & ~Bits); w != null; w = w->Next)
+        {
+            n++;
+        }
+        Volatile.Write(ref *word, v);
+        return n;
     }
 }
