@@ -863,10 +863,11 @@ WEAVE_API int weave_seqlock_after_fork(weave_seqlock_t *seqlock);
 /* ---- Condition variable (beyond CPython) --------------------------------
  *
  * Used with a weave_mutex_t, as pthread_cond_t with a pthread_mutex_t. A
- * signal does not wake a waiter just to have it block on the mutex its
- * signaller still holds: it moves ("requeues") the waiter from the
- * condition's queue to the mutex's, where the mutex's unlock wakes it (as
- * WebKit's Condition and Rust parking_lot's Condvar do).
+ * signal wakes one waiter, which then locks the mutex (waiting for it if
+ * the signaller still holds it). A broadcast wakes one waiter and moves
+ * ("requeues") the others from the condition's queue to the mutex's, where
+ * each unlock wakes the next, instead of waking them all to pile onto the
+ * mutex (as Rust parking_lot's Condvar does).
  *
  *   v  | meaning
  *   ---+------------------------------
@@ -895,11 +896,12 @@ WEAVE_STATIC_ASSERT(sizeof(weave_cond_t) == 1, "weave_cond_t is one byte");
  * same mutex. Re-taking never waits for one mutex while holding another. */
 WEAVE_API int weave_cond_wait(weave_cond_t *cond, weave_mutex_t *mutex, int64_t timeout_ns);
 
-/* Wakes (or requeues onto the mutex) one waiter; returns how many: 0 or 1
- * (WEAVE_E_INVALID for NULL). Does not block. */
+/* Wakes one waiter; returns how many: 0 or 1 (WEAVE_E_INVALID for NULL).
+ * Does not block. */
 WEAVE_API int weave_cond_signal(weave_cond_t *cond);
 
-/* Wakes (or requeues) every waiter; returns how many. Does not block. */
+/* Wakes one waiter and requeues the others onto the mutex; returns how many
+ * it woke or moved. Does not block. */
 WEAVE_API int weave_cond_broadcast(weave_cond_t *cond);
 
 /* ---- Statistics ---------------------------------------------------------

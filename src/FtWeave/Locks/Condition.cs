@@ -196,19 +196,8 @@ internal static unsafe class Condition
             // the bucket lock. A plain store after InspectFirst could land
             // after a new waiter had queued itself and stored 1: v would be 0
             // with a waiter queued, and later signals would skip it.
-            // Announce the waiters we may move onto a held mutex before we
-            // look at its _locked under its bucket lock (ParkedIfLocked),
-            // with the barrier. A free mutex gets no announcement: we wake a
-            // waiter instead (and retry with one if it was taken meanwhile).
-            bool announced = false;
-            if (mutex != null && Volatile.Read(ref *mutex) == Mutex.Locked)
-            {
-                Mutex.AnnounceParked(mutex);
-                announced = true;
-            }
             var callback = new NotifyCallback
             {
-                Announced = announced,
                 Cond = cond,
                 Mutex = mutex,
                 All = all,
@@ -226,26 +215,6 @@ internal static unsafe class Condition
     /// <summary>Run by InspectFirst under the bucket lock: the waiter's mutex, or NULL.</summary>
     private static void* MutexOfWaiter(void* parkArg) =>
         parkArg == null ? null : ((CondWaiter*)parkArg)->Mutex;
-
-    /// <summary>
-    /// True if the mutex is locked and announces parked waiters, false if it
-    /// is free. Called under the mutex's bucket lock after Notify raised
-    /// _parked and ran the process-wide barrier (Mutex.AnnounceParked), as a
-    /// waiter does before its validation: the holder's unlock either
-    /// released before this check (we see 0 and wake a waiter ourselves) or
-    /// reads _parked after its release and takes the slow path, which needs
-    /// this bucket lock and so finds our requeued waiters. Null when _parked
-    /// was cleared since our raise (an unlock found the queue empty while the
-    /// mutex was then re-taken): Notify raises it again and retries.
-    /// </summary>
-    private static bool? ParkedIfLocked(byte* mutex)
-    {
-        if (Volatile.Read(ref *mutex) != Mutex.Locked)
-        {
-            return false;
-        }
-        return Volatile.Read(ref *Mutex.Parked(mutex)) != 0 ? true : null;
-    }
 
     /// <summary>
     /// Raises the mutex's _parked whatever its _locked (under its bucket
@@ -266,7 +235,6 @@ internal static unsafe class Condition
         public byte* Cond;
         public byte* Mutex;
         public bool All;
-        public bool Announced;
         public bool Retry;
         public long RequeuedAtNs;
         public RequeueOp Op;
@@ -288,31 +256,18 @@ internal static unsafe class Condition
                 Op = RequeueOp.Abort;
                 return Op;
             }
+            // Wake the first waiter whether the mutex is held or not; on
+            // broadcast move the rest onto the mutex. A signal never moves a
+            // waiter onto a held mutex on its own: that would need the
+            // mutex's process-wide barrier (a holder's inline unlock is a
+            // plain store then a plain load of _parked, and only the barrier
+            // orders our raise of _parked before that load), which costs
+            // more than the woken waiter's occasional wait for the mutex.
+            // The waiter we wake locks and unlocks the mutex, and Finished's
+            // raise of _parked is ordered before that unlock by the wake-up:
+            // the moved waiters are never forgotten.
             RequeuedAtNs = Futex.MonotonicNow();
-            bool? parked = ParkedIfLocked(Mutex);
-            if (parked == null || (parked.Value && !Announced))
-            {
-                // Held, but our raise of _parked was cleared, or the mutex was
-                // free when we looked and we did not announce: raise it (with
-                // the barrier) and start again.
-                Retry = true;
-                Op = RequeueOp.Abort;
-                return Op;
-            }
-            if (parked.Value)
-            {
-                // The mutex is held (likely by us, the signaller): waking a
-                // waiter would only make it block on the mutex. Move it; the
-                // holder's unlock, now forced onto its slow path, wakes it or
-                // hands it the lock.
-                Op = All ? RequeueOp.RequeueAll : RequeueOp.RequeueOne;
-            }
-            else
-            {
-                // The mutex is free: wake the first, who will lock it (and, on
-                // broadcast, unlock it later, waking the rest we move now).
-                Op = All ? RequeueOp.UnparkOneRequeueRest : RequeueOp.UnparkOne;
-            }
+            Op = All ? RequeueOp.UnparkOneRequeueRest : RequeueOp.UnparkOne;
             return Op;
         }
 
@@ -336,10 +291,14 @@ internal static unsafe class Condition
         {
             if (Op == RequeueOp.UnparkOneRequeueRest && requeued != 0)
             {
-                // The mutex was free in Validate: announce the moved waiters
-                // now (we still hold its bucket lock, so no unlock can look
-                // for them yet). The waiter we woke will lock and unlock the
-                // mutex, and that unlock, seeing the bit, wakes the next.
+                // Announce the moved waiters now (we still hold the mutex's
+                // bucket lock, so no unlock slow path can look for them yet).
+                // The waiter we woke will lock and unlock the mutex, and that
+                // unlock, seeing the byte, wakes the next. A holder's inline
+                // unlock racing this store may miss it; it loses nothing,
+                // since the woken waiter's unlock is still to come, and no
+                // clear can intervene: _parked is cleared only under this
+                // bucket lock with the mutex's queue empty.
                 MarkParked(Mutex);
             }
             // Under the condition's bucket lock: 0 only when nobody is queued
