@@ -1,7 +1,8 @@
 # Runs lockbench and the .NET runner, then report.py (cmake -P; called by the
 # run-bench target with MODE=full and by the bench_smoke test with MODE=smoke).
 # Inputs: LOCKBENCH, DOTNET, DOTNET_DLL, PYTHON, REPORT, OUT_DIR, MODE,
-# REPORT_ARGS (arguments of report.py joined with '|').
+# REPORT_ARGS (arguments of report.py joined with '|'), PREVIOUS (a previous
+# build's lockbench, may be empty) and PREVIOUS_PY (bench/previous.py).
 string(REPLACE "|" ";" REPORT_ARGS "${REPORT_ARGS}")
 file(MAKE_DIRECTORY "${OUT_DIR}")
 set(_flags "")
@@ -22,8 +23,29 @@ execute_process(COMMAND "${DOTNET}" "${DOTNET_DLL}" ${_flags} --out "${OUT_DIR}/
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "the .NET runner failed (${_rc})")
 endif()
+# The before/after comparison. The smoke run compares the build with itself
+# when no previous build is named, so that previous.py and its report
+# cannot rot either.
+set(_previous_csv "")
+set(_previous "${PREVIOUS}")
+if(_previous STREQUAL "" AND MODE STREQUAL "smoke")
+  set(_previous "${LOCKBENCH}")
+endif()
+if(NOT _previous STREQUAL "")
+  set(_rounds 3)
+  if(MODE STREQUAL "smoke")
+    set(_rounds 1)
+  endif()
+  execute_process(COMMAND "${PYTHON}" "${PREVIOUS_PY}" --new "${LOCKBENCH}" --old "${_previous}"
+                          --out "${OUT_DIR}/previous.csv" --rounds ${_rounds} ${_flags}
+                  RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "previous.py failed (${_rc})")
+  endif()
+  set(_previous_csv --csv "${OUT_DIR}/previous.csv")
+endif()
 execute_process(COMMAND "${PYTHON}" "${REPORT}" --csv "${OUT_DIR}/lockbench.csv" --csv "${OUT_DIR}/dotnet.csv"
-                        ${REPORT_ARGS}
+                        ${_previous_csv} ${REPORT_ARGS}
                 RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "report.py failed (${_rc})")
