@@ -308,7 +308,9 @@ def generate(meta, rows, by, img_rel):
     parts.append(targets(by, rows))
     parts.append("\n### 1. Uncontended lock+unlock\n")
     parts.append(simple_table(rows, by, "uncontended", "ns/op", True,
-                              "One thread, lock+unlock in a loop; median of 15 batches of 2 M pairs, the peers interleaved batch by batch"))
+                              ("One thread, lock+unlock in a loop, with a second thread alive and idle in the process (glibc makes "
+                               "pthread locks plain stores while a process has one thread; no real user of a lock has one); "
+                               "median of 15 batches of 2 M pairs, the peers interleaved batch by batch")))
     for wl, desc in (("tiny", "1 unit of work inside the lock, 1 outside"),
                      ("small", "10 units inside, 50 outside")):
         parts.append(f"\n### 2. Contended throughput, {wl} ({desc})\n")
