@@ -1,6 +1,5 @@
 // ft_weave.h section 4, "Condition variable": a condition over a
-// weave_mutex_t: a signal wakes one waiter, a broadcast wakes one and moves
-// the rest onto the mutex.
+// weave_mutex_t whose signals requeue waiters onto the mutex.
 //
 // Catch2 assertions are not thread-safe: worker threads record what they saw
 // and the main thread checks it after joining them.
@@ -122,7 +121,7 @@ TEST_CASE("ping-pong: 10000 round trips between two threads") {
   CHECK(mutex_state(m) == 0);
 }
 
-TEST_CASE("broadcast wakes one of 8 waiters, moves the other 7 onto the mutex, and each runs once the broadcaster unlocks") {
+TEST_CASE("broadcast requeues all 8 waiters and each wakes once the broadcaster unlocks") {
   constexpr int kWaiters = 8;
   weave_cond_t c = {};
   weave_mutex_t m = {};
@@ -155,16 +154,17 @@ TEST_CASE("broadcast wakes one of 8 waiters, moves the other 7 onto the mutex, a
   go = true;
   CHECK(weave_cond_broadcast(&c) == kWaiters);  // every waiter was queued
   CHECK(c.v == 0);                               // and none is left on the condition
-  // One waiter was woken; it finds the mutex held and parks on it. The
-  // other seven were moved onto the mutex, not woken: nobody runs while we
-  // hold it (without the move they would all wake now and pile onto it).
-  wait_for_parks(before.parks, 1);
+  // The waiters were moved onto the mutex, not woken: nobody runs while we
+  // hold it (without requeue they would all wake now and pile onto it).
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   weave_stats_t during = stats();
-  CHECK(during.unparks - before.unparks == 1);
-  CHECK(during.parks - before.parks == 1);
+  CHECK(during.unparks == before.unparks);
   CHECK(done.load() == 0);
-  CHECK(mutex_state(m) == (WEAVE_MUTEX_LOCKED | MUTEX_STATE_PARKED));
+  // Locked, waiters announced (bit 0 of _parked), and the 8 waiters counted
+  // in bits 1-7 until each holds the mutex again.
+  CHECK(m._bytes[0] == WEAVE_MUTEX_LOCKED);
+  CHECK((m._bytes[1] & 1) == 1);
+  CHECK((m._bytes[1] >> 1) == kWaiters);
   released = true;
   CHECK(weave_mutex_unlock(&m) == 0);
   for (auto &w : waiters) {
@@ -175,12 +175,11 @@ TEST_CASE("broadcast wakes one of 8 waiters, moves the other 7 onto the mutex, a
   CHECK(errors.load() == 0);
   CHECK(done.load() == kWaiters);
   CHECK(woke_before_release.load() == 0);
-  // Each waiter was woken once by the previous holder's unlock (the first
-  // also once by the broadcast), and none had to park again. Each had been
-  // on the mutex's queue for more than 1 ms, so every unlock handed the
-  // mutex over.
-  CHECK(after.unparks - before.unparks == kWaiters + 1);
-  CHECK(after.parks - before.parks == 1);
+  // Each waiter was woken exactly once, by the previous holder's unlock, and
+  // none had to park again. Each had been on the mutex's queue for more than
+  // 1 ms, so every unlock handed the mutex over.
+  CHECK(after.unparks - before.unparks == kWaiters);
+  CHECK(after.parks - before.parks == 0);
   CHECK(after.handoffs - before.handoffs == kWaiters);
   CHECK(mutex_state(m) == 0);
 }
@@ -208,12 +207,8 @@ TEST_CASE("signal while holding the mutex: the waiter runs only after the unlock
   weave_mutex_lock(&m);
   ready = true;
   CHECK(weave_cond_signal(&c) == 1);
-  // Woken (a signal never moves its waiter onto a held mutex: that would
-  // cost the mutex's process-wide barrier), it finds the mutex held and
-  // parks on it.
-  wait_for_parks(before.parks, 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(stats().unparks - before.unparks == 1);
+  CHECK(stats().unparks == before.unparks);  // requeued, not woken
   released = true;
   CHECK(weave_mutex_unlock(&m) == 0);
   waiter.join();
@@ -221,47 +216,42 @@ TEST_CASE("signal while holding the mutex: the waiter runs only after the unlock
   weave_stats_t after = stats();
   CHECK(result == 1);
   CHECK(saw_release);
-  CHECK(after.unparks - before.unparks == 2);  // the signal's, then the unlock's
-  CHECK(after.parks - before.parks == 1);      // once, on the mutex
+  CHECK(after.unparks - before.unparks == 1);  // one wake: the unlock's
+  CHECK(after.parks - before.parks == 0);      // the waiter never re-parked
   CHECK(after.handoffs - before.handoffs == 1);
   CHECK(mutex_state(m) == 0);
   CHECK(c.v == 0);
 }
 
-TEST_CASE("a moved waiter whose timeout expires on the mutex's queue reports a wake") {
+TEST_CASE("a requeued waiter whose timeout expires on the mutex's queue reports a wake") {
   weave_cond_t c = {};
   weave_mutex_t m = {};
-  int result[2] = {-1, -1};
-  bool held_after_return[2] = {false, false};
+  int result = -1;
+  bool held_after_return = false;
 
   uint64_t base = stats().parks;
-  std::vector<std::thread> waiters;
-  for (int i = 0; i < 2; i++) {
-    waiters.emplace_back([&, i] {
-      weave_mutex_lock(&m);
-      result[i] = weave_cond_wait(&c, &m, 100 * kMs);
-      held_after_return[i] = weave_mutex_is_locked(&m);
-      weave_mutex_unlock(&m);
-    });
-    wait_for_parks(base, (uint64_t)i + 1);
-  }
+  std::thread waiter([&] {
+    weave_mutex_lock(&m);
+    result = weave_cond_wait(&c, &m, 100 * kMs);
+    held_after_return = weave_mutex_is_locked(&m);
+    weave_mutex_unlock(&m);
+  });
+  wait_for_parks(base, 1);
 
   weave_mutex_lock(&m);
-  // The broadcast wakes the first waiter and moves the second onto the
-  // mutex: 2 when both were still queued, fewer when a very slow machine let
-  // their 100 ms run out first. Either way their answers must match: a
-  // waiter that was signalled must not report a timeout (the signal would be
-  // lost), and one that was not must.
-  int signalled = weave_cond_broadcast(&c);
-  // Hold the mutex past the deadlines, so that they expire while the waiters
-  // sit on the mutex's queue.
+  // 1 when the waiter was still queued (it is moved onto the mutex), 0 when
+  // a very slow machine let its 100 ms run out first. Either way its answer
+  // must match: a waiter that was signalled must not report a timeout (the
+  // signal would be lost), and one that was not must.
+  int signalled = weave_cond_signal(&c);
+  // Hold the mutex past the waiter's deadline, so that it expires while the
+  // waiter sits on the mutex's queue.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(weave_mutex_unlock(&m) == 0);
-  for (auto &w : waiters) w.join();
+  waiter.join();
 
-  CHECK(result[0] + result[1] == signalled);
-  CHECK(held_after_return[0]);
-  CHECK(held_after_return[1]);
+  CHECK(result == signalled);
+  CHECK(held_after_return);
   CHECK(mutex_state(m) == 0);
 }
 
@@ -295,8 +285,8 @@ TEST_CASE("a waiter that uses another mutex is woken instead of requeued") {
   go = true;
   weave_mutex_unlock(&m2);
   CHECK(weave_cond_broadcast(&c) == 2);
-  // The first waiter is woken and waits for m1, which we hold. The second
-  // uses m2: it is woken too, not moved onto m1, and returns while we still
+  // The first waiter's mutex is m1, which we hold: it is requeued. The
+  // second uses m2, which is free: it is woken and returns while we still
   // hold m1.
   second.join();
   released = true;
@@ -416,7 +406,7 @@ void prime_error() { (void)weave_register_destructor(nullptr, nullptr); }
 
 bool section_error() { return last_error_has("critical_section"); }
 
-enum class Notify { SignalHeld, WakeAfterUnlock, Broadcast };
+enum class Notify { RequeueAndHandOff, WakeAfterUnlock, Broadcast };
 
 struct OwnSection {
   weave_mutex_t m{};
@@ -457,11 +447,8 @@ void own_section_case(Notify how) {
     CHECK(weave_mutex_unlock(&s->m) == 0);
     CHECK(weave_cond_signal(&s->c) == 1);  // m is free: woken, not requeued
   } else {
-    uint64_t parks = stats().parks;
     CHECK((how == Notify::Broadcast ? weave_cond_broadcast(&s->c) : weave_cond_signal(&s->c)) == 1);
-    // Woken, the waiter parks on m (however late a loaded machine runs it);
-    // held past the 1 ms fairness bound after that, m is handed over.
-    wait_for_parks(parks, 1);
+    // Requeued onto m; held past the 1 ms fairness bound, m is handed over.
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(weave_mutex_unlock(&s->m) == 0);
   }
@@ -475,21 +462,21 @@ void own_section_case(Notify how) {
   CHECK(mutex_state(s->m) == 0);
   CHECK(s->c.v == 0);
   if (how != Notify::WakeAfterUnlock) {
-    CHECK(stats().handoffs > before.handoffs);  // the waiter was handed m
+    CHECK(stats().handoffs > before.handoffs);  // the requeued waiter was handed m
   }
 }
 
 }  // namespace
 
-TEST_CASE("in a section on its own mutex: timed wait times out, signal under the mutex hands it over") {
-  own_section_case(Notify::SignalHeld);
+TEST_CASE("in a section on its own mutex: timed wait times out, signal requeues and hands the mutex over") {
+  own_section_case(Notify::RequeueAndHandOff);
 }
 
 TEST_CASE("in a section on its own mutex: signal after the unlock wakes the waiter") {
   own_section_case(Notify::WakeAfterUnlock);
 }
 
-TEST_CASE("in a section on its own mutex: broadcast under the mutex hands it over") { own_section_case(Notify::Broadcast); }
+TEST_CASE("in a section on its own mutex: broadcast requeues the waiter") { own_section_case(Notify::Broadcast); }
 
 namespace {
 struct OuterSection {
@@ -633,7 +620,7 @@ TEST_CASE("in a two-mutex section, on either of its mutexes: both held on return
   }
 }
 
-TEST_CASE("a signalled waiter handed the mutex while its section's other mutex is busy lets go instead of deadlocking") {
+TEST_CASE("a requeued waiter handed the mutex while its section's other mutex is busy lets go instead of deadlocking") {
   auto s = std::make_shared<PairSection>();
   weave_mutex_t *m = &s->pair[0], *x = &s->pair[1];
   watched_thread waiter([s, m, x] {
@@ -656,9 +643,7 @@ TEST_CASE("a signalled waiter handed the mutex while its section's other mutex i
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(is_locked(m));
   s->ready = true;
-  uint64_t parks = stats().parks;
-  CHECK(weave_cond_signal(&s->c) == 1);  // woken; it parks on m
-  wait_for_parks(parks, 1);
+  CHECK(weave_cond_signal(&s->c) == 1);  // requeued onto m
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(weave_mutex_unlock(m) == 0);  // handed to the waiter (fairness)
   // We hold x and want m: the textbook deadlock if the waiter kept m while
@@ -868,12 +853,89 @@ TEST_CASE("producer/consumer inside nested sections, with 200 us timed waits rac
   for (auto &o : q->own) CHECK(mutex_state(o) == 0);
 }
 
+TEST_CASE("requeue onto the two-byte mutex racing its unlock loses no wake-up") {
+  // A signal (sent without the mutex) finds the mutex held by another
+  // thread and moves the waiter onto it, while that holder's unlock (a
+  // release store, then a load of _parked) runs at a varying moment against
+  // it. The waiter's count in _parked must send that unlock to the slow
+  // path. Nobody touches the mutex afterwards, so a requeued waiter that the
+  // unlock missed would only come back through its 2 s timeout: a round that
+  // takes more than 1 s fails the test. Spins yield, so that valgrind's
+  // one-at-a-time scheduling still runs every thread. Bounded: about 1.5 s.
+  weave_mutex_t m = {0};
+  weave_cond_t c = {0};
+  std::atomic<int> generation{0}, ready{0}, seen{0}, go_holder{0}, holding{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::thread waiter([&] {
+    weave_mutex_lock(&m);
+    while (!stop.load()) {
+      ready.store(seen.load() + 1);
+      errors += weave_cond_wait(&c, &m, 2000 * kMs) < 0;
+      int g = generation.load();
+      if (g > seen.load()) seen.store(g);
+    }
+    errors += weave_mutex_unlock(&m) != 0;
+  });
+  std::thread holder([&] {
+    for (int round = 1;; round++) {
+      while (go_holder.load() < round) {
+        if (stop.load()) return;
+        std::this_thread::yield();
+      }
+      weave_mutex_lock(&m);
+      holding.store(round);
+      auto until = clock_type::now() + std::chrono::nanoseconds((round * 7919) % 20000);
+      while (clock_type::now() < until) {
+      }
+      errors += weave_mutex_unlock(&m) != 0;
+    }
+  });
+  auto deadline = clock_type::now() + std::chrono::milliseconds(1500);
+  int rounds = 0;
+  int64_t slowest_ns = 0;
+  for (int round = 1; clock_type::now() < deadline; round++) {
+    while (ready.load() < round) {
+      std::this_thread::yield();
+    }
+    go_holder.store(round);
+    while (holding.load() < round) {  // the holder has m: the waiter is queued on c
+      std::this_thread::yield();
+    }
+    auto t0 = clock_type::now();
+    generation.store(round);
+    weave_cond_signal(&c);
+    while (seen.load() < round && clock_type::now() - t0 < std::chrono::seconds(3)) {
+      std::this_thread::yield();
+    }
+    slowest_ns = std::max<int64_t>(slowest_ns, (clock_type::now() - t0).count());
+    rounds = round;
+    if (seen.load() < round) break;
+  }
+  stop = true;
+  if (seen.load() >= rounds) {
+    while (ready.load() <= rounds) {  // the waiter is back in (or entering) its wait
+      std::this_thread::yield();
+    }
+  }
+  weave_mutex_lock(&m);
+  generation.store(rounds + 1);
+  weave_cond_broadcast(&c);
+  errors += weave_mutex_unlock(&m) != 0;
+  waiter.join();
+  holder.join();
+  INFO("rounds " << rounds << ", slowest round " << slowest_ns / kMs << " ms");
+  CHECK(errors.load() == 0);
+  CHECK(rounds >= 10);  // about 50 under valgrind, thousands natively
+  CHECK(slowest_ns < 1000 * kMs);
+  CHECK(mutex_state(m) == 0);
+}
+
 TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock loses no wake-up") {
-  // A broadcast (sent without the mutex) wakes the first of two waiters and
-  // moves the second onto the mutex, raising its _parked with a plain store,
-  // while another thread's unlock of the mutex (a release store, then a load
-  // of _parked) runs at a varying moment against it. That unlock may miss the
-  // raise; the woken waiter's own unlock must then wake the moved one.
+  // A broadcast (sent without the mutex) moves two waiters onto the mutex
+  // while another thread holds it (or, if that thread released it first,
+  // wakes one and moves the other), while that thread's unlock (a release
+  // store, then a load of _parked) runs at a varying moment against it.
   // Nobody else touches the mutex, so a moved waiter that every unlock missed
   // would only come back through its 2 s timeout: a round that takes more
   // than 1 s fails the test. Spins yield, so that valgrind's one-at-a-time

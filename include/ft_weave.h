@@ -420,11 +420,13 @@ WEAVE_API int weave_set_python_errors(const weave_python_errors_t *errors);
  *           |         | woken and will retry)
  *      1    |    1    | locked, waiters may be parked: unlock unparks one
  *
- * Lock is one CAS of _locked. Unlock stores _locked = 0 and then re-reads
- * _parked; a waiter raises _parked and runs a process-wide memory barrier
- * (membarrier) before its last check of _locked, so one of the two always
- * sees the other (docs/locks.md has the argument). Users rely only on
- * zero-initialisation and the size asserted below.
+ * (_parked bit 0 is the has-parked bit above; bits 1-7 count the threads
+ * inside weave_cond_wait on the mutex. Any non-zero _parked sends unlock to
+ * its slow path.) Lock is one CAS of _locked. Unlock stores _locked = 0 and
+ * then re-reads _parked; a waiter raises _parked and runs a process-wide
+ * memory barrier (membarrier) before its last check of _locked, so one of
+ * the two always sees the other (docs/locks.md has the argument). Users
+ * rely only on zero-initialisation and the size asserted below.
  *
  * Lock spins with yields while nobody is parked, then parks. A waiter that
  * has waited more than 1 ms is handed the lock directly by unlock (_locked
@@ -863,11 +865,13 @@ WEAVE_API int weave_seqlock_after_fork(weave_seqlock_t *seqlock);
 /* ---- Condition variable (beyond CPython) --------------------------------
  *
  * Used with a weave_mutex_t, as pthread_cond_t with a pthread_mutex_t. A
- * signal wakes one waiter, which then locks the mutex (waiting for it if
- * the signaller still holds it). A broadcast wakes one waiter and moves
- * ("requeues") the others from the condition's queue to the mutex's, where
- * each unlock wakes the next, instead of waking them all to pile onto the
- * mutex (as Rust parking_lot's Condvar does).
+ * signal does not wake a waiter just to have it block on the mutex its
+ * signaller still holds: it moves ("requeues") the waiter from the
+ * condition's queue to the mutex's, where the mutex's unlock wakes it (as
+ * WebKit's Condition and Rust parking_lot's Condvar do). A waiter counts
+ * itself in the mutex's _parked byte while it waits, so that every unlock
+ * of that mutex takes the slow path until it holds the mutex again.
+ * Signal and broadcast may be called without holding the mutex.
  *
  *   v  | meaning
  *   ---+------------------------------
@@ -896,12 +900,11 @@ WEAVE_STATIC_ASSERT(sizeof(weave_cond_t) == 1, "weave_cond_t is one byte");
  * same mutex. Re-taking never waits for one mutex while holding another. */
 WEAVE_API int weave_cond_wait(weave_cond_t *cond, weave_mutex_t *mutex, int64_t timeout_ns);
 
-/* Wakes one waiter; returns how many: 0 or 1 (WEAVE_E_INVALID for NULL).
- * Does not block. */
+/* Wakes (or requeues onto the mutex) one waiter; returns how many: 0 or 1
+ * (WEAVE_E_INVALID for NULL). Does not block. */
 WEAVE_API int weave_cond_signal(weave_cond_t *cond);
 
-/* Wakes one waiter and requeues the others onto the mutex; returns how many
- * it woke or moved. Does not block. */
+/* Wakes (or requeues) every waiter; returns how many. Does not block. */
 WEAVE_API int weave_cond_broadcast(weave_cond_t *cond);
 
 /* ---- Statistics ---------------------------------------------------------

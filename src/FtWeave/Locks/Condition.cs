@@ -86,6 +86,11 @@ internal static unsafe class Condition
             return 0;
         }
 
+        // Count ourselves among the mutex's condition waiters (we hold it):
+        // until we hold it again, every unlock of it takes the slow path, so
+        // a signal may move us onto it while it is held (Notify).
+        Mutex.AddCondWaiter(mutex, 1);
+
         CondWaiter waiter;
         // Set properly when a signal requeues us (fairness counts from then).
         waiter.Waiter.TimeToBeFairNs = long.MaxValue;
@@ -131,6 +136,8 @@ internal static unsafe class Condition
         {
             Mutex.Lock(mutex); // parks with detach, as Mutex.LockSlow
         }
+        // We hold the mutex again, and are off every queue.
+        Mutex.AddCondWaiter(mutex, -1);
 
         if (parked == ParkResult.Timeout)
         {
@@ -216,14 +223,6 @@ internal static unsafe class Condition
     private static void* MutexOfWaiter(void* parkArg) =>
         parkArg == null ? null : ((CondWaiter*)parkArg)->Mutex;
 
-    /// <summary>
-    /// Raises the mutex's _parked whatever its _locked (under its bucket
-    /// lock, after waking the waiter that will lock the mutex): that waiter
-    /// is ordered after this store by its wake-up, so its unlock sees it and
-    /// wakes the next; an unlock by another thread before it may miss it,
-    /// which loses nothing while the woken waiter is still to come.
-    /// </summary>
-    private static void MarkParked(byte* mutex) => Volatile.Write(ref *Mutex.Parked(mutex), Mutex.HasParked);
 
     /// <summary>
     /// Decides, under the buckets of the condition and the mutex, whom to
@@ -256,18 +255,29 @@ internal static unsafe class Condition
                 Op = RequeueOp.Abort;
                 return Op;
             }
-            // Wake the first waiter whether the mutex is held or not; on
-            // broadcast move the rest onto the mutex. A signal never moves a
-            // waiter onto a held mutex on its own: that would need the
-            // mutex's process-wide barrier (a holder's inline unlock is a
-            // plain store then a plain load of _parked, and only the barrier
-            // orders our raise of _parked before that load), which costs
-            // more than the woken waiter's occasional wait for the mutex.
-            // The waiter we wake locks and unlocks the mutex, and Finished's
-            // raise of _parked is ordered before that unlock by the wake-up:
-            // the moved waiters are never forgotten.
             RequeuedAtNs = Futex.MonotonicNow();
-            Op = All ? RequeueOp.UnparkOneRequeueRest : RequeueOp.UnparkOne;
+            byte parked = Volatile.Read(ref *Locks.Mutex.Parked(Mutex));
+            if (Volatile.Read(ref *Mutex) == Locks.Mutex.Locked && (parked & Locks.Mutex.CondWaitersMask) != 0)
+            {
+                // The mutex is held (likely by us, the signaller): waking a
+                // waiter would only make it block on the mutex. Move it. The
+                // waiters we move count themselves in the mutex's _parked
+                // until they hold it again (Mutex.AddCondWaiter), and only a
+                // holder changes that count, so the holder's unlock reads it
+                // non-zero and takes the slow path, which needs this bucket
+                // lock and so finds them. No process-wide barrier is needed,
+                // unlike a mutex waiter's own announcement.
+                Op = All ? RequeueOp.RequeueAll : RequeueOp.RequeueOne;
+            }
+            else
+            {
+                // The mutex is free: wake the first, who will lock it (and,
+                // on broadcast, unlock it later, waking the rest we move
+                // now). A held mutex without counted condition waiters cannot
+                // be ours (our first waiter counts itself before it queues):
+                // the bytes were overwritten; waking is safe then too.
+                Op = All ? RequeueOp.UnparkOneRequeueRest : RequeueOp.UnparkOne;
+            }
             return Op;
         }
 
@@ -289,17 +299,15 @@ internal static unsafe class Condition
 
         public void Finished(int woken, int requeued, bool fromHasMoreWaiters)
         {
-            if (Op == RequeueOp.UnparkOneRequeueRest && requeued != 0)
+            if (requeued != 0)
             {
-                // Announce the moved waiters now (we still hold the mutex's
-                // bucket lock, so no unlock slow path can look for them yet).
-                // The waiter we woke will lock and unlock the mutex, and that
-                // unlock, seeing the byte, wakes the next. A holder's inline
-                // unlock racing this store may miss it; it loses nothing,
-                // since the woken waiter's unlock is still to come, and no
-                // clear can intervene: _parked is cleared only under this
-                // bucket lock with the mutex's queue empty.
-                MarkParked(Mutex);
+                // Announce the moved waiters in bit 0 too (we still hold the
+                // mutex's bucket lock, so no unlock slow path can look for
+                // them yet), so that lockers park behind them instead of
+                // spinning and the unlock callbacks keep the bit while any
+                // remain. Their wake-up does not depend on this store: their
+                // count in _parked sends every unlock to the slow path.
+                Locks.Mutex.SetHasParked(Mutex, true);
             }
             // Under the condition's bucket lock: 0 only when nobody is queued
             // (the invariant in the class comment). Relaxed would do; the

@@ -27,12 +27,19 @@ internal struct MutexWaiter
 /// (offset 1). CPython's PyMutex algorithm (Python/lock.c) with the two bits
 /// split so that the uncontended unlock needs no read-modify-write:
 ///
-///   _locked | _parked | meaning
-///   --------+---------+------------------------------------------------
-///      0    |    0    | unlocked, nobody parked
-///      1    |    0    | locked, nobody parked: unlock is a plain store
-///      0    |    1    | unlocked, waiters may be parked (one was woken)
-///      1    |    1    | locked, waiters may be parked: unlock unparks one
+///   _locked | _parked bit 0 | meaning
+///   --------+---------------+------------------------------------------
+///      0    |       0       | unlocked, nobody parked
+///      1    |       0       | locked, nobody parked: unlock is a plain
+///           |               | store (if bits 1-7 are 0 too)
+///      0    |       1       | unlocked, waiters may be parked (one was woken)
+///      1    |       1       | locked, waiters may be parked: unlock unparks one
+///
+/// Bits 1-7 of <c>_parked</c> count the threads inside weave_cond_wait on
+/// this mutex (<see cref="CondWaiterUnit"/>; saturating, see
+/// <see cref="AddCondWaiter"/>). Any non-zero <c>_parked</c> sends an unlock
+/// to the slow path, which takes the bucket lock: that is what lets a
+/// condition signal move a waiter onto a held mutex without the barrier.
 ///
 /// Lock is one CAS of <c>_locked</c> (0 -> 1). Unlock, when it finds
 /// <c>_locked</c> 1 and <c>_parked</c> 0, stores <c>_locked</c> = 0 (release)
@@ -65,8 +72,12 @@ internal static unsafe class Mutex
 {
     /// <summary>The value of <c>_locked</c> when held.</summary>
     internal const byte Locked = 1;
-    /// <summary>The value of <c>_parked</c> when waiters may be queued.</summary>
+    /// <summary>Bit 0 of <c>_parked</c>: waiters may be queued on the mutex.</summary>
     internal const byte HasParked = 1;
+    /// <summary>One condition waiter in bits 1-7 of <c>_parked</c>.</summary>
+    internal const byte CondWaiterUnit = 2;
+    /// <summary>Bits 1-7 of <c>_parked</c>: the condition waiters' count.</summary>
+    internal const byte CondWaitersMask = 0xFE;
     internal const long TimeToBeFairNs = 1_000_000;
 
     /// <summary>
@@ -137,8 +148,67 @@ internal static unsafe class Mutex
     /// </summary>
     internal static void AnnounceParked(byte* m)
     {
-        Interlocked.Exchange(ref *Parked(m), HasParked);
+        SetHasParked(m, true);
         Interlocked.MemoryBarrierProcessWide();
+    }
+
+    /// <summary>
+    /// Sets or clears bit 0 of _parked, keeping the condition waiters'
+    /// count. A CAS loop (a full fence, like the exchange it replaces): the
+    /// count changes concurrently (by the holder) while bit 0 is written by
+    /// waiters and by unlockers that no longer hold the lock.
+    /// </summary>
+    internal static void SetHasParked(byte* m, bool on)
+    {
+        byte* p = Parked(m);
+        byte old = Volatile.Read(ref *p);
+        while (true)
+        {
+            byte value = on ? (byte)(old | HasParked) : (byte)(old & ~HasParked);
+            byte seen = Interlocked.CompareExchange(ref *p, value, old);
+            if (seen == old)
+            {
+                return;
+            }
+            old = seen;
+        }
+    }
+
+    /// <summary>
+    /// A thread that holds m enters weave_cond_wait (delta 1) or, holding m
+    /// again, leaves it (delta -1). Only the holder changes the count, so
+    /// during any one holder's tenure it is constant: a holder's unlock reads
+    /// the count that a condition signal saw while that holder held m. A
+    /// waiter counts itself from before it is queued on the condition until
+    /// it holds m again, so while it sits on m's queue (moved there by a
+    /// signal) every unlock of m sees _parked non-zero and takes the slow
+    /// path, which looks at m's queue under its bucket lock. Saturates at
+    /// 127 and then stays there (every unlock of m then takes the slow path
+    /// for good: slower, never wrong), since a count that had lost waiters
+    /// could reach 0 with a waiter still counted on it.
+    /// </summary>
+    internal static void AddCondWaiter(byte* m, int delta)
+    {
+        byte* p = Parked(m);
+        byte old = Volatile.Read(ref *p);
+        while (true)
+        {
+            int count = (old & CondWaitersMask) >> 1;
+            if (count == CondWaitersMask >> 1 || (delta < 0 && count == 0))
+            {
+                // Saturated (sticky), or a leave without an enter (the
+                // mutex's bytes were overwritten, e.g. re-initialised while
+                // in use): leave the count alone.
+                return;
+            }
+            byte value = (byte)((old & HasParked) | ((count + delta) << 1));
+            byte seen = Interlocked.CompareExchange(ref *p, value, old);
+            if (seen == old)
+            {
+                return;
+            }
+            old = seen;
+        }
     }
 
     /// <summary>PyMutex_LockTimed; flags are validated by the caller.</summary>
@@ -175,7 +245,7 @@ internal static unsafe class Mutex
                     }
                     continue;
                 }
-                if (Volatile.Read(ref *Parked(m)) == 0 && spins < MaxSpinCount)
+                if ((Volatile.Read(ref *Parked(m)) & HasParked) == 0 && spins < MaxSpinCount)
                 {
                     // Nobody parked yet: the holder may be about to release.
                     SpinWaits.Yield();
@@ -257,7 +327,7 @@ internal static unsafe class Mutex
         public byte* Mutex;
 
         public bool Validate() =>
-            Volatile.Read(ref *Parked(Mutex)) != 0 && Volatile.Read(ref *Mutex) == Locked;
+            (Volatile.Read(ref *Parked(Mutex)) & HasParked) != 0 && Volatile.Read(ref *Mutex) == Locked;
 
         public void BeforeSleep()
         {
@@ -327,7 +397,7 @@ internal static unsafe class Mutex
             // Under the bucket lock, so no waiter validates in between. 0 only
             // when nobody is left queued; a waiter that raised _parked and is
             // not queued yet sees the 0 in its validation and retries.
-            Volatile.Write(ref *Parked(Mutex), hasMoreWaiters ? HasParked : (byte)0);
+            SetHasParked(Mutex, hasMoreWaiters);
             if (!handOff)
             {
                 // Release: the critical section's writes happen before the
@@ -352,7 +422,7 @@ internal static unsafe class Mutex
             {
                 ((MutexWaiter*)parkArg)->HandedOff = 0;
             }
-            Volatile.Write(ref *Parked(Mutex), hasMoreWaiters ? HasParked : (byte)0);
+            SetHasParked(Mutex, hasMoreWaiters);
         }
     }
 }
