@@ -19,8 +19,10 @@ using namespace ftw_test;
 using Threads = thread_group;
 
 // Polls (up to ~1 s) until the flag's byte is `value`.
+// Bounded at 10 s: under valgrind on a loaded 2-core machine, starting the
+// waiter threads alone took more than the 1 s this used to allow.
 bool byte_becomes(const weave_once_t &o, uint8_t value) {
-  for (int i = 0; i < 100; i++) {
+  for (int i = 0; i < 1000; i++) {
     if (__atomic_load_n(&o.v, __ATOMIC_ACQUIRE) == value) return true;
     usleep(10 * 1000);
   }
