@@ -120,7 +120,7 @@ class TestLoadingFailures(unittest.TestCase):
         for target in targets[:-1]:
             self.assertIn("%s: no such file" % target, message)
         self.assertIn("libft_weave_absent.so.1 via the loader: ", message)
-        self.assertIn("Set FT_WEAVE_LIBRARY", message)
+        self.assertIn("set FT_WEAVE_LIBRARY", message)
         self.assertEqual(len(caught.exception.attempts), 6)
         self.assertIsInstance(caught.exception, ImportError)
 
