@@ -10,9 +10,8 @@ loaded library by its soname whatever its path. Otherwise, in order:
 
 1. ``FT_WEAVE_LIBRARY``: when set (non-empty), the only place tried, so that
    a wrong setting is an error instead of a silent fallback to another copy.
-2. Next to the package: ``ft_weave/lib/libft_weave.so.<abi>`` (the copy a
-   wheel bundles), ``ft_weave/libft_weave.so.<abi>`` and
-   ``ft_weave/libft_weave.so`` (where ``cmake --install`` puts a link).
+2. Next to the package: ``ft_weave/lib/libft_weave.so.<abi>`` (the copy the
+   wheel bundles).
 3. A source checkout's build trees, when the package is ``<root>/python/ft_weave``:
    ``<root>/build/default/lib`` and ``<root>/build/test/lib`` (the presets').
 4. ``libft_weave.so.<abi>`` through the dynamic loader (``LD_LIBRARY_PATH``,
@@ -207,12 +206,8 @@ def candidates(environ=None, package_dir=None):
     if explicit:
         return [("FT_WEAVE_LIBRARY=%s" % explicit, explicit)]
     found = []
-    for path in (
-        os.path.join(package_dir, "lib", SONAME),
-        os.path.join(package_dir, SONAME),
-        os.path.join(package_dir, "libft_weave.so"),
-    ):
-        found.append((path, path))
+    path = os.path.join(package_dir, "lib", SONAME)
+    found.append((path, path))
     root = os.path.dirname(os.path.dirname(package_dir))
     if os.path.basename(os.path.dirname(package_dir)) == "python" and os.path.isfile(
         os.path.join(root, "include", "ft_weave.h")
@@ -558,7 +553,8 @@ def library_path():
 # function pointers made once per process, not through the CDLL's attributes
 # with argtypes: without argtypes ctypes does no per-argument conversion (the
 # callers pass ctypes objects made once: byref() of the struct, c_int64
-# constants), which halves the cost of a call.
+# constants), which halves the cost of a call. (weave.py passes ints, which
+# c_void_p argtypes convert cheaply.)
 #
 # Calls that cannot wait for anything keep the GIL (PYFUNCTYPE): a trylock,
 # a state read, a zero-timeout attempt, the destructor registry (the calling
@@ -575,8 +571,10 @@ _KEEP_GIL = {
     "weave_mutex_trylock": ctypes.c_int,
     "weave_mutex_is_locked": ctypes.c_int,
     "weave_event_is_set": ctypes.c_int,
-    "weave_register_destructor": ctypes.c_int,
-    "unregister_wvls_destructor": ctypes.c_int,
+    # Addresses arrive as Python ints: c_void_p argtypes convert them
+    # faster than building c_void_p objects per call.
+    "weave_register_destructor": (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p),
+    "unregister_wvls_destructor": (ctypes.c_int, ctypes.c_void_p),
 }
 _RELEASE_GIL = {
     "weave_mutex_lock_timed": ctypes.c_int,
@@ -619,9 +617,11 @@ def calls():
         (_RELEASE_GIL, ctypes.CFUNCTYPE, ""),
         (_TRY, ctypes.PYFUNCTYPE, "try_"),
     ):
-        for name, restype in table.items():
+        for name, types in table.items():
+            if not isinstance(types, tuple):
+                types = (types,)  # restype only: no argtypes
             address = ctypes.cast(getattr(loaded, name), ctypes.c_void_p).value
-            setattr(made, prefix + name, factory(restype)(address))
+            setattr(made, prefix + name, factory(*types)(address))
     _calls = made
     return made
 

@@ -5,12 +5,14 @@ Drop-in for ``ft_utils.weave``: register a C function to run with a native
 take addresses as Python ints (``ctypes.addressof``, ``ctypes.cast(fn,
 ctypes.c_void_p).value``) and are gated by ``ft_weave.ENABLE_EXPERIMENTAL``.
 
-Differences from ft_utils: the gate is checked on every call (ft_utils
-stops checking after the first success); 0 and negative addresses raise
-``ValueError`` (ft_utils stored them and crashed at thread exit); no
-Python version requirement (ft_utils needs 3.13). The destructor runs at
-native thread exit and must not call into Python: pass a C function, never
-a ctypes callback.
+Differences from ft_utils (docs/python.md lists each): the gate is checked
+on every call (ft_utils stops checking after the first success); registering
+refuses what ft_utils stored and then crashed on or skipped at thread exit:
+bools (TypeError), 0 and negative addresses (ValueError); keywords are
+accepted; no Python version requirement (ft_utils needs 3.13). Unregistering
+takes what ft_utils takes (0, negative values and bools included: False).
+The destructor runs at native thread exit and must not call into Python:
+pass a C function, never a ctypes callback.
 """
 
 import ctypes
@@ -25,7 +27,6 @@ _package = sys.modules[__name__.rpartition(".")[0]]
 _POINTER_BITS = 8 * ctypes.sizeof(ctypes.c_void_p)
 _POINTER_MAX = (1 << _POINTER_BITS) - 1
 _SIGNED_MIN = -(1 << (_POINTER_BITS - 1))
-_c_void_p = ctypes.c_void_p
 
 _register = None
 _unregister = None
@@ -76,7 +77,7 @@ def register_native_destructor(var: int, destructor: int) -> None:
         var, destructor = _register_slow(var, destructor)
     if _register is None:
         _bind()
-    code = _register(_c_void_p(var), _c_void_p(destructor))
+    code = _register(var, destructor)
     if code:
         _native.raise_for(code, "register_native_destructor")
 
@@ -101,4 +102,4 @@ def unregister_native_destructor(var: int) -> bool:
     if _unregister is None:
         _bind()
     # unregister_wvls_destructor (the ft_utils name) returns 1 or 0, never an error.
-    return _unregister(_c_void_p(var)) == 1
+    return _unregister(var) == 1
