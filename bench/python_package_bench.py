@@ -15,8 +15,8 @@ Scenarios:
   native/src/_weave.c compiled as a CPython extension).
 
 Prints the median of the repeats for each, with the ratio to the standard
-library (or ft_utils). With --check, exits 1 when a run fails its
-correctness checks (counts), never on timings.
+library (or ft_utils). A run whose counts are wrong prints "FAIL: ..." and
+exits with status 1; timings never fail it.
 """
 
 import argparse
