@@ -4,6 +4,8 @@
 #include "test_util.hpp"
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -324,4 +326,155 @@ TEST_CASE("RW mutex functions reject NULL and the process goes on") {
   CHECK(last_error_has("rwmutex is NULL"));
   CHECK(api.runlock(nullptr) == WEAVE_E_INVALID);
   CHECK(api.unlock(nullptr) == WEAVE_E_INVALID);
+}
+
+// ---- timed acquires (weave_rwmutex_rlock_timed / weave_rwmutex_lock_timed) ----
+
+namespace timed {
+using clock = std::chrono::steady_clock;
+constexpr int64_t kMs = 1000 * 1000;
+
+long long elapsed_ms(clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - since).count();
+}
+
+volatile sig_atomic_t signals_seen = 0;
+void on_signal(int) { signals_seen = signals_seen + 1; }
+}  // namespace timed
+
+TEST_CASE("timed RW acquires: 0 is one attempt, a timeout fails and leaves the word as it was") {
+  using namespace timed;
+  weave_rwmutex_t rw{0};
+  weave_rwmutex_lock(&rw);
+  CHECK(weave_rwmutex_rlock_timed(&rw, 0, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_FAILURE);
+  CHECK(weave_rwmutex_lock_timed(&rw, 0, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_FAILURE);
+  CHECK(rw.bits == WEAVE_RWMUTEX_WRITE_LOCKED);
+  auto start = clock::now();
+  CHECK(weave_rwmutex_rlock_timed(&rw, 30 * kMs, WEAVE_LOCK_DETACH) == WEAVE_LOCK_FAILURE);
+  CHECK(elapsed_ms(start) >= 29);
+  // The give-up cleared the has-parked bit it had set.
+  CHECK(rw.bits == WEAVE_RWMUTEX_WRITE_LOCKED);
+  REQUIRE(weave_rwmutex_unlock(&rw) == 0);
+
+  weave_rwmutex_rlock(&rw);
+  CHECK(weave_rwmutex_rlock_timed(&rw, 0, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_ACQUIRED);  // readers share
+  CHECK(weave_rwmutex_lock_timed(&rw, 0, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_FAILURE);
+  start = clock::now();
+  CHECK(weave_rwmutex_lock_timed(&rw, 30 * kMs, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_FAILURE);
+  CHECK(elapsed_ms(start) >= 29);
+  CHECK(rw.bits == 2 * WEAVE_RWMUTEX_ONE_READER);
+  CHECK(weave_rwmutex_runlock(&rw) == 0);
+  CHECK(weave_rwmutex_runlock(&rw) == 0);
+  CHECK(weave_rwmutex_lock_timed(&rw, 0, WEAVE_LOCK_DONT_DETACH) == WEAVE_LOCK_ACQUIRED);
+  CHECK(weave_rwmutex_unlock(&rw) == 0);
+  CHECK(rw.bits == 0);
+}
+
+TEST_CASE("timed RW acquires wait until the lock is released") {
+  using namespace timed;
+  weave_rwmutex_t rw{0};
+  std::atomic<int> reader_status{-1000}, writer_status{-1000};
+  weave_rwmutex_lock(&rw);
+  Threads threads;
+  threads.start([&] {
+    reader_status = weave_rwmutex_rlock_timed(&rw, -1, WEAVE_LOCK_DETACH);
+    weave_rwmutex_runlock(&rw);
+  });
+  threads.start([&] {
+    writer_status = weave_rwmutex_lock_timed(&rw, 10000 * kMs, WEAVE_LOCK_DONT_DETACH);
+    weave_rwmutex_unlock(&rw);
+  });
+  CHECK(wait_until(rw, WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED) ==
+        (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED));
+  usleep(20 * 1000);
+  CHECK(weave_rwmutex_unlock(&rw) == 0);
+  threads.join();
+  CHECK(reader_status.load() == WEAVE_LOCK_ACQUIRED);
+  CHECK(writer_status.load() == WEAVE_LOCK_ACQUIRED);
+  CHECK(rw.bits == 0);
+}
+
+// The writer that gives up set has-parked for itself; left set, it would make
+// the reader queued behind it park again after every wake (the last reader's
+// runlock wakes it, it sees has-parked, it parks, and nobody wakes it again).
+TEST_CASE("a writer that times out does not strand the readers queued behind it") {
+  using namespace timed;
+  weave_rwmutex_t rw{0};
+  std::atomic<int> writer_status{-1000}, late_status{-1000};
+  std::atomic<bool> late_in{false};
+  weave_rwmutex_rlock(&rw);  // this thread reads
+  Threads threads;
+  threads.start([&] { writer_status = weave_rwmutex_lock_timed(&rw, 150 * kMs, WEAVE_LOCK_DONT_DETACH); });
+  REQUIRE(wait_until(rw, WEAVE_RWMUTEX_ONE_READER | WEAVE_RWMUTEX_HAS_PARKED) ==
+          (WEAVE_RWMUTEX_ONE_READER | WEAVE_RWMUTEX_HAS_PARKED));
+  threads.start([&] {
+    // Bounded, so that a stranded reader fails the test instead of hanging it.
+    late_status = weave_rwmutex_rlock_timed(&rw, 5000 * kMs, WEAVE_LOCK_DONT_DETACH);
+    late_in = true;
+  });
+  usleep(30 * 1000);
+  CHECK_FALSE(late_in.load());  // queued behind the writer (writer preference)
+  // The writer gives up while this thread still reads: the late reader joins.
+  for (int i = 0; i < 300 && !late_in.load(); i++) usleep(10 * 1000);
+  CHECK(writer_status.load() == WEAVE_LOCK_FAILURE);
+  CHECK(late_in.load());
+  CHECK(late_status.load() == WEAVE_LOCK_ACQUIRED);
+  CHECK(weave_rwmutex_runlock(&rw) == 0);
+  threads.join();
+  if (late_status.load() == WEAVE_LOCK_ACQUIRED) CHECK(weave_rwmutex_runlock(&rw) == 0);
+  CHECK(rw.bits == 0);
+}
+
+TEST_CASE("timed RW acquires return WEAVE_LOCK_INTR on a signal with WEAVE_LOCK_FAIL_IF_INTERRUPTED") {
+  using namespace timed;
+  struct sigaction sa {}, old {};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = 0;  // no SA_RESTART, as CPython installs its handlers
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(sigaction(SIGUSR2, &sa, &old) == 0);
+  for (int write = 0; write < 2; write++) {
+    weave_rwmutex_t rw{0};
+    weave_rwmutex_lock(&rw);
+    std::atomic<int> status{-1000};
+    std::atomic<bool> started{false};
+    pthread_t t;
+    struct Ctx {
+      weave_rwmutex_t *rw;
+      std::atomic<int> *status;
+      std::atomic<bool> *started;
+      int write;
+    } ctx{&rw, &status, &started, write};
+    REQUIRE(pthread_create(&t, nullptr, [](void *p) -> void * {
+      auto *c = static_cast<Ctx *>(p);
+      c->started->store(true);
+      int rc = c->write ? weave_rwmutex_lock_timed(c->rw, 5000 * kMs, WEAVE_LOCK_FAIL_IF_INTERRUPTED)
+                        : weave_rwmutex_rlock_timed(c->rw, 5000 * kMs, WEAVE_LOCK_FAIL_IF_INTERRUPTED);
+      c->status->store(rc);
+      return nullptr;
+    }, &ctx) == 0);
+    REQUIRE(wait_until(rw, WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED) ==
+            (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED));
+    usleep(10 * 1000);
+    auto start = clock::now();
+    REQUIRE(pthread_kill(t, SIGUSR2) == 0);
+    REQUIRE(pthread_join(t, nullptr) == 0);
+    CHECK(status.load() == WEAVE_LOCK_INTR);
+    CHECK(elapsed_ms(start) < 2000);
+    CHECK(rw.bits == WEAVE_RWMUTEX_WRITE_LOCKED);  // nothing taken, has-parked cleared
+    CHECK(weave_rwmutex_unlock(&rw) == 0);
+  }
+  CHECK(signals_seen >= 2);
+  sigaction(SIGUSR2, &old, nullptr);
+}
+
+TEST_CASE("timed RW acquires reject NULL and unknown flags") {
+  weave_rwmutex_t rw{0};
+  CHECK(weave_rwmutex_rlock_timed(nullptr, 0, 0) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_rwmutex_rlock_timed: rwmutex is NULL"));
+  CHECK(weave_rwmutex_lock_timed(nullptr, 0, 0) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_rwmutex_lock_timed: rwmutex is NULL"));
+  CHECK(weave_rwmutex_rlock_timed(&rw, 0, 64) == WEAVE_E_INVALID);
+  CHECK(last_error_has("unknown flags"));
+  CHECK(weave_rwmutex_lock_timed(&rw, 0, 64) == WEAVE_E_INVALID);
+  CHECK(rw.bits == 0);
 }

@@ -410,7 +410,13 @@ void chain_destructor(void *) {
   if (rc == WEAVE_E_STATE) chain_refused.fetch_add(1);
 }
 
-void unregister_b_destructor(void *) { weave_unregister_destructor(&t_slot_b); }
+std::atomic<int> unregister_rc{-1000};
+void unregister_b_destructor(void *) { unregister_rc = weave_unregister_destructor(&t_slot_b); }
+// Registers record_b for t_slot_b and unregisters it again, from a destructor.
+void register_then_unregister_b(void *) {
+  weave_register_destructor(&t_slot_b, record_b);
+  unregister_rc = weave_unregister_destructor(&t_slot_b);
+}
 
 std::atomic<int> nested_run_result{0};
 void nested_run_destructor(void *) { nested_run_result = weave_run_thread_destructors(); }
@@ -424,15 +430,42 @@ TEST_CASE("a destructor may register more: bounded rounds, the excess refused, n
   CHECK(chain_refused.load() == 1);
 }
 
-TEST_CASE("a destructor may unregister one that has not run yet") {
+// As ft_utils, whose teardown takes the thread's whole list before the first
+// destructor runs: the registrations of a running teardown are no longer the
+// thread's, so a destructor's unregister does not see them.
+TEST_CASE("a destructor's unregister does not reach the teardown's pending entries: 0, and they run") {
   clear_seen();
+  unregister_rc = -1000;
   run_pthread([] {
     REQUIRE(weave_register_destructor(&t_slot, unregister_b_destructor) == 0);
     REQUIRE(weave_register_destructor(&t_slot_b, record_b) == 0);
     REQUIRE(weave_register_destructor(&t_slot, record_a) == 0);
   });
   std::lock_guard<std::mutex> g(seen_mutex);
-  CHECK(order == std::vector<std::string>{"a"});
+  CHECK(unregister_rc.load() == 0);
+  CHECK(order == std::vector<std::string>{"b", "a"});
+}
+
+TEST_CASE("the same from weave_run_thread_destructors") {
+  clear_seen();
+  unregister_rc = -1000;
+  run_pthread([] {
+    REQUIRE(weave_register_destructor(&t_slot, unregister_b_destructor) == 0);
+    REQUIRE(weave_register_destructor(&t_slot_b, record_b) == 0);
+    CHECK(weave_run_thread_destructors() == 2);
+    CHECK(unregister_rc.load() == 0);
+  });
+  std::lock_guard<std::mutex> g(seen_mutex);
+  CHECK(order == std::vector<std::string>{"b"});
+}
+
+TEST_CASE("a destructor may unregister what a destructor registered in the same teardown") {
+  clear_seen();
+  unregister_rc = -1000;
+  run_pthread([] { REQUIRE(weave_register_destructor(&t_slot, register_then_unregister_b) == 0); });
+  std::lock_guard<std::mutex> g(seen_mutex);
+  CHECK(unregister_rc.load() == 1);
+  CHECK(order.empty());
 }
 
 TEST_CASE("weave_run_thread_destructors from inside a destructor is refused") {
@@ -566,9 +599,11 @@ TEST_CASE("bad input to the destructor API") {
   register_wvls_destructor(&var, nullptr);
   CHECK(unregister_wvls_destructor(nullptr) == 0);
   CHECK(_py_register_wvls_destructor(nullptr, never_called) == 1);
+  // As ft_utils: unregistering NULL is no failure; nothing was registered.
   int unreg = 5;
-  CHECK(_py_unregister_wvls_destructor(nullptr, &unreg) == 1);
-  CHECK(unreg == 5);
+  CHECK(_py_unregister_wvls_destructor(nullptr, &unreg) == 0);
+  CHECK(unreg == 0);
+  CHECK(_py_unregister_wvls_destructor(nullptr, nullptr) == 0);
   CHECK(_py_unregister_wvls_destructor(&var, nullptr) == 0);
 
   // Nothing was stored by any refused call.
@@ -613,6 +648,8 @@ TEST_CASE("the exported copies of the _py_ helpers behave as the inline ones") {
   CHECK(do_unregister(&var, &unregistered) == 0);
   CHECK(unregistered == 1);
   CHECK(do_unregister(&var, nullptr) == 0);
-  CHECK(do_unregister(nullptr, &unregistered) == 1);
+  unregistered = -1;
+  CHECK(do_unregister(nullptr, &unregistered) == 0);
+  CHECK(unregistered == 0);
   CHECK(weave_run_thread_destructors() == 0);
 }

@@ -803,6 +803,16 @@ static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
   return weave_rwmutex_unlock_slow(rw);
 }
 
+/* Timed acquires, with weave_mutex_lock_timed's timeout (< 0 forever; 0 one
+ * attempt, no waiting) and WEAVE_LOCK_* flags (detach only with
+ * WEAVE_LOCK_DETACH). Return WEAVE_LOCK_ACQUIRED, WEAVE_LOCK_FAILURE on
+ * timeout, WEAVE_LOCK_INTR (see the flags), or WEAVE_E_INVALID (NULL, unknown
+ * flags). A waiter that gives up wakes the other parked threads, which wait
+ * again if they must (a writer that gives up does not strand the readers
+ * queued behind it). Block. */
+WEAVE_API int weave_rwmutex_rlock_timed(weave_rwmutex_t *rw, int64_t timeout_ns, int flags);
+WEAVE_API int weave_rwmutex_lock_timed(weave_rwmutex_t *rw, int64_t timeout_ns, int flags);
+
 /* ---- Seqlock ------------------------------------------------------------
  *
  * A sequence counter for data read far more often than written (CPython's

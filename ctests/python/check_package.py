@@ -1,10 +1,9 @@
-"""Imports an installed ft_weave (cmake --install or pip) and checks where the
+"""Imports an installed ft_weave (pip) and checks where the
 package and its library came from, then uses it.
 
-    check_package.py --package-dir DIR --library next-to-package|bundled|PATH
+    check_package.py --package-dir DIR --library bundled|PATH
 
-next-to-package: a link next to the package (cmake --install); bundled: the
-wheel's own copy, DIR/lib/libft_weave.so.1, with the headers and CMake files
+bundled: the wheel's own copy, DIR/lib/libft_weave.so.1, with the headers and CMake files
 the package reports (get_include, get_library_dir, get_cmake_dir and
 python -m ft_weave) inside DIR too.
 """
@@ -31,15 +30,7 @@ def main():
         sys.exit("ft_weave imported from %s, expected %s" % (loaded_from, package_dir))
 
     path = ft_weave.library_path()
-    if args.library == "next-to-package":
-        if "FT_WEAVE_LIBRARY" in os.environ:
-            sys.exit("FT_WEAVE_LIBRARY must not be set for this check")
-        if os.path.dirname(path) != os.path.dirname(os.path.abspath(ft_weave.__file__)):
-            sys.exit("library %s is not next to the package %s" % (path, package_dir))
-        # A link to the installed library, not a second copy: one copy per process.
-        if not os.path.islink(path):
-            sys.exit("%s should be a symbolic link to the installed library" % path)
-    elif args.library == "bundled":
+    if args.library == "bundled":
         check_bundled(package_dir, path)
     elif os.path.realpath(path) != os.path.realpath(args.library):
         sys.exit("library %s, expected %s" % (path, args.library))

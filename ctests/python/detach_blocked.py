@@ -60,9 +60,7 @@ def gil_enabled():
 
 
 def addr(mutex):
-    import ctypes
-
-    return ctypes.addressof(mutex._m)
+    return mutex.address
 
 
 def wait_for(predicate, what):

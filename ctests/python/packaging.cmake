@@ -1,7 +1,6 @@
 # Installing the Python package, included from ctests/python/CMakeLists.txt
 # (which defines _ftw_python_dir).
 #
-#   python_install              cmake --install to a temporary prefix
 #   python_pip_install:<tag>    the wheel built from python/ (offline pip,
 #                               --no-build-isolation), its contents, installed
 #                               with the interpreter <tag>'s pip and imported
@@ -16,18 +15,8 @@
 #                               get_cmake_dir() builds and runs a C program
 # The driver is wheel_test.py, run by the interpreter under test.
 
-# `cmake --install` to a temporary prefix: the package must find the library
-# next to itself (no FT_WEAVE_LIBRARY, no source tree on the path).
-add_test(NAME python_install
-         COMMAND ${CMAKE_COMMAND}
-                 -DMODE=install
-                 -DPYTHON=${FT_WEAVE_PYTHON}
-                 -DBUILD_DIR=${CMAKE_BINARY_DIR}
-                 -DPYTHON_INSTALL_DIR=${FT_WEAVE_PYTHON_INSTALL_DIR}
-                 -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/install
-                 -DCHECK=${CMAKE_CURRENT_SOURCE_DIR}/check_package.py
-                 -P ${CMAKE_CURRENT_SOURCE_DIR}/run_package_test.cmake)
-set_tests_properties(python_install PROPERTIES TIMEOUT 300)
+# The package is installed with pip only (the CMake install does not copy it:
+# pip would not see it).
 
 # The wheel, per test interpreter. Building it takes pip and setuptools >= 61
 # (below 70.1 also the `wheel` package); the wheel is py3-none-<platform>, so

@@ -217,8 +217,10 @@ BAD_INPUT(_py_unregister_wvls_destructor) {
   auto f = EXPORTED(_py_unregister_wvls_destructor);
   void *var = nullptr;
   int unregistered = 5;
-  CHECK(f(nullptr, &unregistered) == 1);
-  CHECK(unregistered == 5);
+  // As ft_utils: unregistering NULL is no failure (nothing is registered for it).
+  CHECK(f(nullptr, &unregistered) == 0);
+  CHECK(unregistered == 0);
+  CHECK(f(nullptr, nullptr) == 0);
   CHECK(f(&var, nullptr) == 0);  // NULL out-parameter is allowed
   CHECK(f(&var, &unregistered) == 0);
   CHECK(unregistered == 0);
@@ -608,6 +610,35 @@ BAD_INPUT(weave_rwmutex_runlock) { check_rw_runlock(EXPORTED(weave_rwmutex_runlo
 BAD_INPUT(weave_rwmutex_runlock_slow) { check_rw_runlock(EXPORTED(weave_rwmutex_runlock_slow)); }
 BAD_INPUT(weave_rwmutex_unlock) { check_rw_unlock(EXPORTED(weave_rwmutex_unlock)); }
 BAD_INPUT(weave_rwmutex_unlock_slow) { check_rw_unlock(EXPORTED(weave_rwmutex_unlock_slow)); }
+
+namespace {
+void check_rw_timed(int (*f)(weave_rwmutex_t *, int64_t, int), const char *null_message, bool write) {
+  CHECK(f(nullptr, 0, 0) == WEAVE_E_INVALID);
+  CHECK(last_error_has(null_message));
+  CHECK(f(nullptr, -1, WEAVE_LOCK_DETACH) == WEAVE_E_INVALID);
+  weave_rwmutex_t rw = {0};
+  for (int flags : {8, 16, -1, INT_MIN, INT_MAX, WEAVE_LOCK_ALL_FLAGS + 1}) {
+    INFO("flags " << flags);
+    CHECK(f(&rw, 0, flags) == WEAVE_E_INVALID);
+    CHECK(last_error_has("unknown flags"));
+    CHECK(rw.bits == 0);
+  }
+  // Negative and huge timeouts on a free lock: acquired at once.
+  for (int64_t t : {INT64_MIN, int64_t(-1), int64_t(0), INT64_MAX}) {
+    INFO("timeout " << t);
+    CHECK(f(&rw, t, WEAVE_LOCK_ALL_FLAGS) == WEAVE_LOCK_ACQUIRED);
+    CHECK((write ? weave_rwmutex_unlock(&rw) : weave_rwmutex_runlock(&rw)) == 0);
+  }
+  CHECK(rw.bits == 0);
+}
+}  // namespace
+
+BAD_INPUT(weave_rwmutex_rlock_timed) {
+  check_rw_timed(EXPORTED(weave_rwmutex_rlock_timed), "weave_rwmutex_rlock_timed: rwmutex is NULL", false);
+}
+BAD_INPUT(weave_rwmutex_lock_timed) {
+  check_rw_timed(EXPORTED(weave_rwmutex_lock_timed), "weave_rwmutex_lock_timed: rwmutex is NULL", true);
+}
 
 // ---- Seqlock ---------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ for building against ft_weave are, as pybind11's ``python -m pybind11``:
 
 Several options print their directories on one line, separated by spaces, in
 the order given. Exit status 1 (and the reason on stderr) when this
-installation does not have what was asked (a source checkout or a CMake
-install has no ``--cmakedir`` of its own).
+installation does not have what was asked (a source checkout has no
+``--cmakedir`` of its own).
 """
 
 import argparse

@@ -10,9 +10,8 @@ loaded library by its soname whatever its path. Otherwise, in order:
 
 1. ``FT_WEAVE_LIBRARY``: when set (non-empty), the only place tried, so that
    a wrong setting is an error instead of a silent fallback to another copy.
-2. Next to the package: ``ft_weave/lib/libft_weave.so.<abi>`` (the copy a
-   wheel bundles), ``ft_weave/libft_weave.so.<abi>`` and
-   ``ft_weave/libft_weave.so`` (where ``cmake --install`` puts a link).
+2. Next to the package: ``ft_weave/lib/libft_weave.so.<abi>`` (the copy the
+   wheel bundles).
 3. A source checkout's build trees, when the package is ``<root>/python/ft_weave``:
    ``<root>/build/default/lib`` and ``<root>/build/test/lib`` (the presets').
 4. ``libft_weave.so.<abi>`` through the dynamic loader (``LD_LIBRARY_PATH``,
@@ -55,6 +54,7 @@ WEAVE_LOCK_ACQUIRED = 1
 WEAVE_LOCK_INTR = 2
 WEAVE_LOCK_DONT_DETACH = 0
 WEAVE_LOCK_FAIL_IF_INTERRUPTED = 4
+WEAVE_ONCE_DONE = 4
 
 INT64_MAX = 2**63 - 1
 
@@ -72,8 +72,8 @@ class LibraryNotFoundError(ImportError):
             lines.append("FT_WEAVE_LIBRARY is set, so no other place was searched.")
         else:
             lines.append(
-                "Set FT_WEAVE_LIBRARY to the library's path, or install with CMake "
-                "(which places the library next to the package)."
+                "Install the ft_weave wheel (pip install, which bundles the library), "
+                "or set FT_WEAVE_LIBRARY to the library's path."
             )
         super().__init__("\n".join(lines))
 
@@ -180,6 +180,9 @@ _PROTOTYPES = {
     "weave_rwmutex_runlock": (_c_int, [_P(weave_rwmutex_t)]),
     "weave_rwmutex_lock": (None, [_P(weave_rwmutex_t)]),
     "weave_rwmutex_unlock": (_c_int, [_P(weave_rwmutex_t)]),
+    "weave_rwmutex_rlock_timed": (_c_int, [_P(weave_rwmutex_t), ctypes.c_int64, _c_int]),
+    "weave_rwmutex_lock_timed": (_c_int, [_P(weave_rwmutex_t), ctypes.c_int64, _c_int]),
+    "unregister_wvls_destructor": (_c_int, [_c_void_p]),
 }
 
 
@@ -203,12 +206,8 @@ def candidates(environ=None, package_dir=None):
     if explicit:
         return [("FT_WEAVE_LIBRARY=%s" % explicit, explicit)]
     found = []
-    for path in (
-        os.path.join(package_dir, "lib", SONAME),
-        os.path.join(package_dir, SONAME),
-        os.path.join(package_dir, "libft_weave.so"),
-    ):
-        found.append((path, path))
+    path = os.path.join(package_dir, "lib", SONAME)
+    found.append((path, path))
     root = os.path.dirname(os.path.dirname(package_dir))
     if os.path.basename(os.path.dirname(package_dir)) == "python" and os.path.isfile(
         os.path.join(root, "include", "ft_weave.h")
@@ -546,6 +545,85 @@ def library_path():
     dynamic loader found."""
     lib()
     return _path
+
+
+# --- prepared calls for the hot paths ----------------------------------------
+#
+# The classes in locks.py, parking.py and weave.py call the library through
+# function pointers made once per process, not through the CDLL's attributes
+# with argtypes: without argtypes ctypes does no per-argument conversion (the
+# callers pass ctypes objects made once: byref() of the struct, c_int64
+# constants), which halves the cost of a call. (weave.py passes ints, which
+# c_void_p argtypes convert cheaply.)
+#
+# Calls that cannot wait for anything keep the GIL (PYFUNCTYPE): a trylock,
+# a state read, a zero-timeout attempt, the destructor registry (the calling
+# thread's own list). Releasing and re-taking the GIL would cost more than
+# the call. Every call that may wait releases it (CFUNCTYPE, as ctypes does
+# for every CDLL call), and so do the unlocks, notify and unpark: they may
+# take a parking-lot bucket lock, which a thread can hold while it runs
+# Python (an unpark callback made with ctypes), and that thread would then
+# wait for the GIL (or, free-threaded, for this attached thread to pause)
+# held by the one waiting for its bucket lock.
+
+_KEEP_GIL = {
+    # name: restype
+    "weave_mutex_trylock": ctypes.c_int,
+    "weave_mutex_is_locked": ctypes.c_int,
+    "weave_event_is_set": ctypes.c_int,
+    # Addresses arrive as Python ints: c_void_p argtypes convert them
+    # faster than building c_void_p objects per call.
+    "weave_register_destructor": (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p),
+    "unregister_wvls_destructor": (ctypes.c_int, ctypes.c_void_p),
+}
+_RELEASE_GIL = {
+    "weave_mutex_lock_timed": ctypes.c_int,
+    "weave_mutex_unlock": ctypes.c_int,
+    "weave_event_notify": None,
+    "weave_event_wait_timed": ctypes.c_int,
+    "weave_once_call": ctypes.c_int,
+    "weave_park": ctypes.c_int,
+    "weave_unpark": ctypes.c_int,
+    "weave_unpark_all": ctypes.c_int,
+    "weave_rwmutex_rlock_timed": ctypes.c_int,
+    "weave_rwmutex_lock_timed": ctypes.c_int,
+    "weave_rwmutex_runlock": ctypes.c_int,
+    "weave_rwmutex_unlock": ctypes.c_int,
+}
+# Zero-timeout attempts of calls that may wait, keeping the GIL: with a
+# timeout of 0 they neither wait nor wake anybody.
+_TRY = {
+    "weave_rwmutex_rlock_timed": ctypes.c_int,
+    "weave_rwmutex_lock_timed": ctypes.c_int,
+}
+
+_calls = None
+
+
+class _Calls:
+    """Attribute per prepared call: ``calls().weave_mutex_trylock(ref)``;
+    ``try_<name>`` for the GIL-keeping copies in _TRY."""
+
+
+def calls():
+    """The prepared function pointers (made on the first call)."""
+    global _calls
+    if _calls is not None:
+        return _calls
+    loaded = lib()
+    made = _Calls()
+    for table, factory, prefix in (
+        (_KEEP_GIL, ctypes.PYFUNCTYPE, ""),
+        (_RELEASE_GIL, ctypes.CFUNCTYPE, ""),
+        (_TRY, ctypes.PYFUNCTYPE, "try_"),
+    ):
+        for name, types in table.items():
+            if not isinstance(types, tuple):
+                types = (types,)  # restype only: no argtypes
+            address = ctypes.cast(getattr(loaded, name), ctypes.c_void_p).value
+            setattr(made, prefix + name, factory(*types)(address))
+    _calls = made
+    return made
 
 
 def last_error():

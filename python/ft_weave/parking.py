@@ -19,6 +19,8 @@ is released while parked (ctypes releases it around the call).
 import ctypes
 
 from . import _native
+from ._native import calls as _calls
+from .locks import _FOREVER, _lock_timeout, _ns
 
 __all__ = ["park", "unpark", "unpark_all", "PARK_OK", "PARK_AGAIN", "PARK_TIMEOUT", "PARK_INTR"]
 
@@ -26,6 +28,8 @@ PARK_OK = 0
 PARK_AGAIN = -1
 PARK_TIMEOUT = -2
 PARK_INTR = -3
+
+_NO_DETACH = ctypes.c_int(0)
 
 _INTEGER_TYPES = tuple(
     t
@@ -42,21 +46,24 @@ _INTEGER_TYPES = tuple(
 def _word(word):
     if not isinstance(word, _INTEGER_TYPES):
         raise TypeError("expected a ctypes integer instance (c_uint8, c_int32, ...), got %s" % type(word).__name__)
-    return ctypes.addressof(word)
+    return ctypes.byref(word)
 
 
-def park(word, expected, timeout=None):
-    """Sleeps while ``word.value == expected``, at most ``timeout`` seconds
-    (None: forever; 0: check only). Returns PARK_OK (woken), PARK_AGAIN (the
-    value differed: did not sleep), PARK_TIMEOUT or PARK_INTR (a signal
-    interrupted the sleep; the caller re-checks and parks again)."""
-    address = _word(word)
-    expected_value = type(word)(expected)
-    if timeout is None:
-        ns = -1
+def park(word, expected, timeout=-1, blocking=True):
+    """Sleeps while ``word.value == expected``, with ``threading.Lock.acquire``'s
+    rules for ``timeout`` and ``blocking``: -1 (the default) forever, 0 or
+    ``blocking=False`` only checks, a positive number at most that many
+    seconds; other negative values are ValueError. Returns PARK_OK (woken),
+    PARK_AGAIN (the value differed: did not sleep), PARK_TIMEOUT or PARK_INTR
+    (a signal interrupted the sleep; the caller re-checks and parks again)."""
+    ref = _word(word)
+    if timeout == -1 and blocking is True:
+        ns = _FOREVER
     else:
-        ns = max(0, _native.timeout_ns(timeout))
-    result = _native.lib().weave_park(address, ctypes.addressof(expected_value), ctypes.sizeof(word), ns, None, 0)
+        timeout = _lock_timeout(blocking, timeout)
+        ns = _FOREVER if timeout == -1 else ctypes.c_int64(_ns(timeout))
+    expected_value = type(word)(expected)
+    result = _calls().weave_park(ref, ctypes.byref(expected_value), ctypes.c_size_t(ctypes.sizeof(word)), ns, None, _NO_DETACH)
     if result < PARK_INTR:
         _native.raise_for(result, "park")
     return result
@@ -64,7 +71,7 @@ def park(word, expected, timeout=None):
 
 def unpark(word):
     """Wakes the first thread parked on ``word``; True if one was woken."""
-    result = _native.lib().weave_unpark(_word(word), None, None)
+    result = _calls().weave_unpark(_word(word), None, None)
     if result < 0:
         _native.raise_for(result, "unpark")
     return result == 1
@@ -72,7 +79,7 @@ def unpark(word):
 
 def unpark_all(word):
     """Wakes every thread parked on ``word``; returns how many."""
-    result = _native.lib().weave_unpark_all(_word(word))
+    result = _calls().weave_unpark_all(_word(word))
     if result < 0:
         _native.raise_for(result, "unpark_all")
     return result

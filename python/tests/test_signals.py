@@ -80,11 +80,11 @@ INTERRUPT_SCRIPT = textwrap.dedent(
         if KIND == "mutex":
             obj = ft_weave.Mutex()
             obj.acquire()  # held: every acquire below waits
-            address = ctypes.addressof(obj._m)
+            address = ctypes.addressof(obj._s)
             wait = obj.acquire
         else:
             obj = ft_weave.Event()
-            address = ctypes.addressof(obj._e)
+            address = ctypes.addressof(obj._s)
             wait = obj.wait
 
         # Another thread keeps the bucket of `address` locked (weave_unpark
@@ -179,12 +179,12 @@ INTERRUPT_SCRIPT = textwrap.dedent(
         if KIND == "mutex":
             if count[0] != OTHERS * 100:
                 fail("count %d (expected %d)" % (count[0], OTHERS * 100))
-            if list(obj._m._bytes) != [0, 0]:
-                fail("mutex byte %d at the end (expected 0)" % (obj._m._bytes[0] | obj._m._bytes[1] << 1))
+            if list(obj._s._bytes) != [0, 0]:
+                fail("mutex byte %d at the end (expected 0)" % (obj._s._bytes[0] | obj._s._bytes[1] << 1))
             with obj:  # and the main thread can still take it
                 pass
-        elif obj._e.v != 1:
-            fail("event byte %d at the end (expected 1)" % obj._e.v)
+        elif obj._s.v != 1:
+            fail("event byte %d at the end (expected 1)" % obj._s.v)
         return len(sent)
 
     sent = [one_round() for _ in range(ROUNDS)]
@@ -204,7 +204,7 @@ STORM_SCRIPT = textwrap.dedent(
     signal.signal(signal.SIGINT, on_sigint)
 
     m = ft_weave.Mutex()
-    address = ctypes.addressof(m._m)
+    address = ctypes.addressof(m._s)
     stop = threading.Event()
     def nap(arg, park_arg, more):
         time.sleep(0.0002)  # keeps the mutex's bucket locked a moment
@@ -244,8 +244,8 @@ STORM_SCRIPT = textwrap.dedent(
     total = sum(acquired)
     if count[0] != total:
         fail("count %d, acquisitions %d" % (count[0], total))
-    if list(m._m._bytes) != [0, 0]:
-        fail("mutex byte %d at the end (expected 0)" % (m._m._bytes[0] | m._m._bytes[1] << 1))
+    if list(m._s._bytes) != [0, 0]:
+        fail("mutex byte %d at the end (expected 0)" % (m._s._bytes[0] | m._s._bytes[1] << 1))
     if handled[0] == 0:
         fail("no signal was handled (%d sent)" % sent[0])
     print("OK: %d acquisitions, %d signals sent, %d handled" % (total, sent[0], handled[0]))

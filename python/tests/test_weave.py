@@ -184,26 +184,52 @@ class TestGateAndErrors(WeaveTestBase):
             weave.unregister_native_destructor(self.ptr1)
 
     def test_type_errors(self):
-        for bad in ("1", 1.0, None, b"\x01", [1], object(), True):
-            with self.subTest(bad=bad):
-                with self.assertRaises(TypeError):
-                    weave.register_native_destructor(bad, self.add_1)
-                with self.assertRaises(TypeError):
-                    weave.register_native_destructor(self.ptr1, bad)
-                with self.assertRaises(TypeError):
-                    weave.unregister_native_destructor(bad)
+        # ft_utils: TypeError ("an integer is required") for anything that is
+        # not an int, objects with __index__ included. bool is an int there,
+        # and register(var, True) stored address 1 (a crash at thread exit):
+        # registering refuses it here.
+        class Address:
+            def __index__(self):
+                return 1
 
-    def test_value_errors(self):
-        for bad in (0, -1, -(2**70)):
+        for bad in ("1", 1.0, None, b"\x01", [1], object(), Address(), True, False):
             with self.subTest(bad=bad):
-                with self.assertRaises(ValueError):
+                with self.assertRaisesRegex(TypeError, "an integer is required"):
                     weave.register_native_destructor(bad, self.add_1)
-                with self.assertRaises(ValueError):
+                with self.assertRaisesRegex(TypeError, "an integer is required"):
                     weave.register_native_destructor(self.ptr1, bad)
-                with self.assertRaises(ValueError):
-                    weave.unregister_native_destructor(bad)
+                if not isinstance(bad, bool):
+                    with self.assertRaisesRegex(TypeError, "an integer is required"):
+                        weave.unregister_native_destructor(bad)
+        self.assertFalse(weave.unregister_native_destructor(self.ptr1))
+
+    def test_register_refuses_zero_and_negative_addresses(self):
+        # ft_utils stored them: 0 was skipped at thread exit, a negative
+        # value became a huge address and crashed there. A clear error instead.
+        for bad in (0, -1, -(2**63)):
+            with self.subTest(bad=bad):
+                with self.assertRaisesRegex(ValueError, "must be a positive address"):
+                    weave.register_native_destructor(bad, self.add_1)
+                with self.assertRaisesRegex(ValueError, "must be a positive address"):
+                    weave.register_native_destructor(self.ptr1, bad)
         # Nothing was registered by the refused calls.
         self.assertFalse(weave.unregister_native_destructor(self.ptr1))
+
+    def test_unregister_takes_what_ft_utils_takes(self):
+        # As ft_utils: any int that fits a pointer, signed or unsigned; 0,
+        # negative values and bools were never registered here: False.
+        for value in (0, -1, -(2**63), True, False, 2**64 - 1):
+            with self.subTest(value=value):
+                self.assertIs(weave.unregister_native_destructor(value), False)
+        weave.register_native_destructor(self.ptr1, self.add_1)
+        self.assertIs(weave.unregister_native_destructor(self.ptr1), True)
+
+    def test_int_subclasses_accepted(self):
+        class Address(int):
+            pass
+
+        weave.register_native_destructor(Address(self.ptr1), Address(self.add_1))
+        self.assertTrue(weave.unregister_native_destructor(Address(self.ptr1)))
 
     def test_overflow_errors(self):
         for bad in (2**64, 2**100):
@@ -214,21 +240,17 @@ class TestGateAndErrors(WeaveTestBase):
                     weave.register_native_destructor(self.ptr1, bad)
                 with self.assertRaises(OverflowError):
                     weave.unregister_native_destructor(bad)
-
-    def test_index_objects_accepted(self):
-        class Address:
-            def __init__(self, value):
-                self.value = value
-
-            def __index__(self):
-                return self.value
-
-        weave.register_native_destructor(Address(self.ptr1), Address(self.add_1))
-        self.assertTrue(weave.unregister_native_destructor(Address(self.ptr1)))
+        with self.assertRaises(OverflowError):
+            weave.unregister_native_destructor(-(2**63) - 1)
 
     def test_largest_address_accepted(self):
         top = 2**64 - 1
         self.assertFalse(weave.unregister_native_destructor(top))
+
+    def test_arguments_by_keyword(self):
+        # ft_utils takes positional arguments only; this also takes keywords.
+        weave.register_native_destructor(var=self.ptr1, destructor=self.add_1)
+        self.assertTrue(weave.unregister_native_destructor(var=self.ptr1))
 
 
 if __name__ == "__main__":

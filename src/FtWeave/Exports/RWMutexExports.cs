@@ -9,6 +9,7 @@ namespace FtWeave.Exports;
 /// ft_weave.h section 4, "RW mutex". The first four are the exported copies
 /// of the header's static inline functions (same behaviour, for FFIs); the
 /// unlocks share one body with their slow paths, which re-check the word.
+/// The two _timed acquires take weave_mutex_lock_timed's timeout and flags.
 /// </summary>
 internal static unsafe class RWMutexExports
 {
@@ -67,6 +68,34 @@ internal static unsafe class RWMutexExports
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock_slow")]
     private static int UnlockSlow(nuint* rw) => UnlockChecked(rw);
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock_timed")]
+    private static int RLockTimed(nuint* rw, long timeoutNs, int flags)
+    {
+        if (rw == null)
+        {
+            return NullLock("weave_rwmutex_rlock_timed: rwmutex is NULL\0"u8);
+        }
+        if ((flags & ~LockFlags.All) != 0)
+        {
+            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_rlock_timed: unknown flags\0"u8);
+        }
+        return RWMutex.RLockTimed(rw, timeoutNs, flags);
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_timed")]
+    private static int LockTimed(nuint* rw, long timeoutNs, int flags)
+    {
+        if (rw == null)
+        {
+            return NullLock("weave_rwmutex_lock_timed: rwmutex is NULL\0"u8);
+        }
+        if ((flags & ~LockFlags.All) != 0)
+        {
+            return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_lock_timed: unknown flags\0"u8);
+        }
+        return RWMutex.LockTimed(rw, timeoutNs, flags);
+    }
 
     private static int RUnlockChecked(nuint* rw)
     {

@@ -53,10 +53,24 @@ internal static unsafe class ThreadExitExports
         return 1;
     }
 
-    /// <summary>ft_utils' helper: 0 ok (with *unregistered 1/0), 1 failure (exception as above).</summary>
+    /// <summary>
+    /// ft_utils' helper: 0 ok (with *unregistered 1/0), 1 failure (exception
+    /// as above). A NULL var is not a failure, as in ft_utils (whose helper
+    /// asks Python to unregister address 0 and gets False): nothing can be
+    /// registered for NULL here, so it is 0 with *unregistered = 0, like
+    /// unregister_wvls_destructor(NULL).
+    /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "_py_unregister_wvls_destructor")]
     private static int PyUnregisterWvlsDestructor(void** var, int* unregistered)
     {
+        if (var == null)
+        {
+            if (unregistered != null)
+            {
+                *unregistered = 0;
+            }
+            return 0;
+        }
         int removed = ThreadExitDestructors.Unregister(var);
         if (removed < 0)
         {

@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Threading;
+using FtWeave.Interop;
 using FtWeave.Parking;
+using FtWeave.Python;
 
 namespace FtWeave.Locks;
 
@@ -201,6 +203,167 @@ internal static unsafe class RWMutex
                 ParkingLot.UnparkAll(rw);
             }
             return 0;
+        }
+    }
+
+    /// <summary>
+    /// weave_rwmutex_rlock_timed: RLockSlow with a timeout and the
+    /// WEAVE_LOCK_* flags of weave_mutex_lock_timed (validated by the caller).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int RLockTimed(nuint* rw, long timeoutNs, int flags)
+    {
+        var waiter = new TimedWait(timeoutNs, flags);
+        nuint bits = Volatile.Read(ref *rw);
+        while (true)
+        {
+            if ((bits & (WriteLocked | HasParked)) == 0)
+            {
+                // Acquire (full barrier): pairs with the release of the last
+                // writer's Unlock.
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits + OneReader, bits);
+                if (seen == bits)
+                {
+                    return LockStatus.Acquired;
+                }
+                bits = seen;
+                continue;
+            }
+            int status = waiter.Wait(rw, ref bits);
+            if (status >= 0)
+            {
+                return status;
+            }
+        }
+    }
+
+    /// <summary>weave_rwmutex_lock_timed: LockSlow with a timeout and flags.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int LockTimed(nuint* rw, long timeoutNs, int flags)
+    {
+        var waiter = new TimedWait(timeoutNs, flags);
+        nuint bits = Volatile.Read(ref *rw);
+        while (true)
+        {
+            if ((bits & ~HasParked) == 0)
+            {
+                // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked, bits);
+                if (seen == bits)
+                {
+                    return LockStatus.Acquired;
+                }
+                bits = seen;
+                continue;
+            }
+            int status = waiter.Wait(rw, ref bits);
+            if (status >= 0)
+            {
+                return status;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The waiting half of the timed acquires. A waiter that gives up
+    /// (timeout, signal) after it announced itself cannot simply leave: it may
+    /// have set HasParked for itself alone, and HasParked makes new readers
+    /// park and keeps the last reader's RUnlock from being the one that lets
+    /// them in (it wakes the parked threads, which see HasParked again and
+    /// park again: stranded). So it clears HasParked and wakes every parked
+    /// thread, as Unlock does; those still waiting re-announce themselves.
+    /// </summary>
+    private struct TimedWait
+    {
+        private long _timeoutNs;
+        private readonly long _deadline;
+        private readonly int _flags;
+        private bool _announced;
+
+        internal TimedWait(long timeoutNs, int flags)
+        {
+            _timeoutNs = timeoutNs;
+            _deadline = timeoutNs > 0 ? Futex.MonotonicNow() + timeoutNs : -1;
+            _flags = flags;
+            _announced = false;
+        }
+
+        /// <summary>
+        /// Waits once. Returns -1 to retry with `bits` (updated), or a final
+        /// LockStatus (Failure, Interrupted).
+        /// </summary>
+        internal int Wait(nuint* rw, ref nuint bits)
+        {
+            long parkTimeout = _timeoutNs;
+            if (_timeoutNs == 0)
+            {
+                return GiveUp(rw, LockStatus.Failure);
+            }
+            if (_timeoutNs > 0)
+            {
+                parkTimeout = _deadline - Futex.MonotonicNow();
+                if (parkTimeout <= 0)
+                {
+                    // One more look at the word, then fail.
+                    _timeoutNs = 0;
+                    bits = Volatile.Read(ref *rw);
+                    return -1;
+                }
+            }
+            if ((bits & HasParked) == 0)
+            {
+                nuint announced = bits | HasParked;
+                // Full barrier: the releasing thread's CAS reads this bit and
+                // then unparks. On failure, retry with what we saw.
+                nuint seen = Interlocked.CompareExchange(ref *rw, announced, bits);
+                if (seen != bits)
+                {
+                    bits = seen;
+                    return -1;
+                }
+                bits = announced;
+            }
+            _announced = true;
+            nuint expected = bits;
+            int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), parkTimeout, null,
+                                         detach: (_flags & LockFlags.Detach) != 0);
+            if (parked == ParkResult.Interrupted)
+            {
+                if ((_flags & LockFlags.FailIfInterrupted) != 0 ||
+                    ((_flags & LockFlags.HandleSignals) != 0 && !CPythonRuntime.RunPendingCalls()))
+                {
+                    return GiveUp(rw, LockStatus.Interrupted);
+                }
+            }
+            else if (parked == ParkResult.Timeout)
+            {
+                _timeoutNs = 0; // one more attempt to take it, then fail
+            }
+            bits = Volatile.Read(ref *rw);
+            return -1;
+        }
+
+        private readonly int GiveUp(nuint* rw, int status)
+        {
+            if (!_announced)
+            {
+                return status;
+            }
+            nuint bits = Volatile.Read(ref *rw);
+            while ((bits & HasParked) != 0)
+            {
+                // Release/acquire (full barrier) as in Unlock: every parked
+                // thread is woken below and re-announces itself if it still
+                // has to wait, so clearing the bit loses nobody.
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits & ~HasParked, bits);
+                if (seen == bits)
+                {
+                    ParkingLot.UnparkAll(rw);
+                    break;
+                }
+                bits = seen;
+            }
+            return status;
         }
     }
 }

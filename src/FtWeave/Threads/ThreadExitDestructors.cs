@@ -121,9 +121,16 @@ internal static unsafe class ThreadExitDestructors
         {
             // A run is walking the list by index: clear matching entries in place
             // so that indices stay valid; the run skips cleared entries.
+            // As in ft_utils, whose run takes the thread's whole list before
+            // calling the first destructor: the entries of the rounds already
+            // started are no longer registered, so an unregister from a
+            // destructor does not see them (they still run, and it returns 0
+            // for them); it removes only what destructors registered since
+            // (later rounds, each of which ft_utils also takes whole).
+            int running = ctx->RunningRound;
             for (int i = 0; i < ctx->Count; i++)
             {
-                if (ctx->Entries[i].Var == var && ctx->Entries[i].Destructor != null)
+                if (ctx->Entries[i].Var == var && ctx->Entries[i].Destructor != null && ctx->Entries[i].Round > running)
                 {
                     ctx->Entries[i].Destructor = null;
                     ModulePins.Unpin(ctx->Entries[i].Pin);
