@@ -45,7 +45,7 @@ except ImportError:
         _bdist_wheel = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADERS = ("ft_weave.h", "ft_weave_python.h")
+HEADERS = ("ft_weave.h", "ft_weave.hpp", "ft_weave_python.h")
 
 
 def _native():
