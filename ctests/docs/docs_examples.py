@@ -88,17 +88,16 @@ def blocks(root, name):
             options = set() if kind == "skip" else set(words)
             hidden = {"before": [], "after": []}
             part = "before"
-            i += 1
-            while not closed and i < len(lines):
-                if lines[i].strip() == "-->":
-                    break
-                if lines[i].strip() == "=== after":
-                    part = "after"
-                else:
-                    hidden[part].append(lines[i])
-                i += 1
+            i += 1  # the line after the comment's first line
+            if not closed:
+                while i < len(lines) and lines[i].strip() != "-->":
+                    if lines[i].strip() == "=== after":
+                        part = "after"
+                    else:
+                        hidden[part].append(lines[i])
+                    i += 1
+                i += 1  # past "-->"
             mark = (kind, options, reason, hidden["before"], hidden["after"])
-            i += 1
             continue
         f = FENCE.match(line)
         if f:
@@ -119,6 +118,9 @@ def blocks(root, name):
 
 def source_of(block):
     prelude = C_PRELUDE if block["lang"] == "c" else CXX_PRELUDE
+    if "python" in block["options"]:
+        # Python.h first, as CPython asks (it defines _GNU_SOURCE itself).
+        prelude = "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n" + prelude.replace("#define _GNU_SOURCE\n", "")
     if block["kind"] == "body":
         text = "%s\n%s\nint main(void) {\n%s\nreturn 0;\n}\n%s\n" % (
             prelude, "", block["before"] + "\n" + block["code"], block["after"])
