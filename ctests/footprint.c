@@ -50,6 +50,30 @@ static int count_threads(void) {
   return n;
 }
 
+/* Prints the names (comm) of the process's threads other than the caller. */
+static void print_thread_names(void) {
+  char path[300], name[64];
+  struct dirent *e;
+  DIR *dir = opendir("/proc/self/task");
+  long me = (long)getpid();
+  if (dir == NULL) return;
+  printf("footprint: threads other than main:");
+  while ((e = readdir(dir)) != NULL) {
+    FILE *f;
+    if (e->d_name[0] == '.' || atol(e->d_name) == me) continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    f = fopen(path, "r");
+    if (f == NULL) continue;
+    if (fgets(name, sizeof name, f) != NULL) {
+      name[strcspn(name, "\n")] = 0;
+      printf(" \"%s\"", name);
+    }
+    fclose(f);
+  }
+  closedir(dir);
+  printf("\n");
+}
+
 static long rss_kb(void) {
   char line[256];
   long kb = -1;
@@ -201,6 +225,7 @@ int main(int argc, char **argv) {
   printf("footprint: time: dlopen %.1f us, first call %.1f us, second call %.3f us, third call %.3f us\n",
          t_open / 1e3, t_first / 1e3, t_second / 1e3, t_third / 1e3);
   time_thread_calls();
+  print_thread_names();
   wrong += report_signals("dlopen", &s0, &s1, none);
   /* With the program's own handlers installed before, the same four change:
    * the runtime installs its SIGSEGV/SIGFPE handlers over the program's
