@@ -64,8 +64,9 @@ CXX_PRELUDE = """#include <ft_weave.hpp>
 
 
 def documents(root):
-    names = ["README.md"] + sorted(
-        os.path.join("docs", n) for n in os.listdir(os.path.join(root, "docs")) if n.endswith(".md"))
+    docs = os.path.join(root, "docs")
+    names = ["README.md"] + (sorted(
+        os.path.join("docs", n) for n in os.listdir(docs) if n.endswith(".md")) if os.path.isdir(docs) else [])
     return [n for n in names if os.path.isfile(os.path.join(root, n))]
 
 
