@@ -308,8 +308,9 @@ class rw_mutex {
  * weave_cond_t over ft_weave::mutex, used as std::condition_variable is with
  * std::mutex: the caller holds the lock through a std::unique_lock<mutex>.
  * A wake may be spurious (use the predicate forms, or loop). notify_one()
- * and notify_all() may be called with or without the mutex held; a
- * notify_all() wakes one waiter and requeues the rest onto the mutex.
+ * and notify_all() may be called with or without the mutex held; waiters
+ * are requeued onto a held mutex rather than woken to block on it
+ * (ft_weave.h, weave_cond_signal).
  * (std::condition_variable_any works with every lock type of this header
  * too; this one is smaller and does not allocate.) */
 class condition_variable {
