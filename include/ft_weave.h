@@ -23,7 +23,9 @@
  * same behaviour, for FFIs that cannot use this header (ctypes, Rust, C#);
  * the only exceptions are private helpers named weave__* (not API).
  *
- * The contract behind every name here is docs/ and the project's API.md.
+ * This header's comments and the project's docs/ directory are the
+ * contract: what they say is what the library does (the tests check it).
+ * C++: ft_weave.hpp wraps the locks in RAII types (docs/cpp.md).
  * Link with -lft_weave (pkg-config ft_weave, or CMake target ft_weave::ft_weave).
  */
 #ifndef FT_WEAVE_H
@@ -96,7 +98,8 @@ typedef enum weave_error {
   WEAVE_E_DISABLED = -104,  /* experimental feature not enabled              */
   WEAVE_E_MISMATCH = -105,  /* storage key reused with a different size      */
   WEAVE_E_STATE = -106,     /* call not allowed now (e.g. thread teardown)   */
-  WEAVE_E_DEADLOCK = -107   /* deadlock detected (debug mode)                */
+  WEAVE_E_DEADLOCK = -107   /* the call would wait for itself (a once call  */
+                            /* from inside its own fn)                       */
 } weave_error_t;
 
 /* A static, NUL-terminated name and description of `code` (one of
@@ -911,7 +914,13 @@ WEAVE_STATIC_ASSERT(sizeof(weave_cond_t) == 1, "weave_cond_t is one byte");
 WEAVE_API int weave_cond_wait(weave_cond_t *cond, weave_mutex_t *mutex, int64_t timeout_ns);
 
 /* Wakes (or requeues onto the mutex) one waiter; returns how many: 0 or 1
- * (WEAVE_E_INVALID for NULL). Does not block. */
+ * (WEAVE_E_INVALID for NULL). Does not block. The caller need not hold the
+ * mutex (here and for broadcast), as with pthreads: a waiter joins the
+ * condition's queue before it releases the mutex, so a signal sent after a
+ * waiter released it, from any thread, holding the mutex or not, reaches
+ * that waiter. What must happen under the mutex is the change of the
+ * waiters' condition (else a waiter can check it just before the change
+ * and sleep through the signal); the signal itself may follow the unlock. */
 WEAVE_API int weave_cond_signal(weave_cond_t *cond);
 
 /* Wakes (or requeues) every waiter; returns how many. Does not block. */

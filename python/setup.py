@@ -2,7 +2,7 @@
 for building extensions against (see README.md and docs/python.md):
 
     ft_weave/lib/libft_weave.so.1
-    ft_weave/include/ft_weave.h, ft_weave_python.h
+    ft_weave/include/ft_weave.h, ft_weave.hpp, ft_weave_python.h
     ft_weave/cmake/ft_weaveConfig.cmake, ft_weaveConfigVersion.cmake
 
 Build the library with CMake first, then, offline, with the machine's own
@@ -45,7 +45,7 @@ except ImportError:
         _bdist_wheel = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADERS = ("ft_weave.h", "ft_weave_python.h")
+HEADERS = ("ft_weave.h", "ft_weave.hpp", "ft_weave_python.h")
 
 
 def _native():

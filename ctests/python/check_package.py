@@ -84,7 +84,7 @@ def check_bundled(package_dir, path):
     for name, want in expected.items():
         if os.path.realpath(got[name]) != want:
             sys.exit("%s() = %s, expected %s" % (name, got[name], want))
-    for name in ("ft_weave.h", "ft_weave_python.h"):
+    for name in ("ft_weave.h", "ft_weave.hpp", "ft_weave_python.h"):
         if not os.path.isfile(os.path.join(package_dir, "include", name)):
             sys.exit("no %s in %s" % (name, expected["get_include"]))
     for name in ("ft_weaveConfig.cmake", "ft_weaveConfigVersion.cmake"):

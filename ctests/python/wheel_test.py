@@ -192,7 +192,7 @@ def cmd_install(args):
         mode = z.getinfo("ft_weave/lib/" + SONAME).external_attr >> 16
         if not mode & 0o111:
             fail("the library is not executable in the wheel (mode %o)" % mode)
-        for header in ("ft_weave.h", "ft_weave_python.h"):
+        for header in ("ft_weave.h", "ft_weave.hpp", "ft_weave_python.h"):
             with open(os.path.join(args.checkout, "include", header), "rb") as f:
                 if z.read("ft_weave/include/" + header) != f.read():
                     fail("ft_weave/include/%s differs from the checkout's" % header)
