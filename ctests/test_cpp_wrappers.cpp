@@ -207,6 +207,40 @@ TEST_CASE("unlock of an unlocked mutex: unlock() leaves it unlocked, unlock_chec
   REQUIRE_THROWS_AS(rw.unlock_shared_checked(), std::system_error);
 }
 
+TEST_CASE("rw_mutex is SharedTimedLockable: timed write and read locks give up and succeed") {
+  ft_weave::rw_mutex rw;
+  {
+    std::shared_lock<ft_weave::rw_mutex> r(rw);
+    bool writer = true;
+    std::chrono::steady_clock::duration waited{};
+    std::thread([&] {
+      auto t0 = std::chrono::steady_clock::now();
+      writer = rw.try_lock_for(20ms);
+      waited = std::chrono::steady_clock::now() - t0;
+    }).join();
+    REQUIRE_FALSE(writer);
+    REQUIRE(waited >= 20ms);
+    // The writer that gave up left nothing behind: a reader still gets in.
+    std::thread([&] {
+      std::shared_lock<ft_weave::rw_mutex> r2(rw, 20ms);
+      writer = r2.owns_lock();
+    }).join();
+    REQUIRE(writer);
+  }
+  {
+    std::unique_lock<ft_weave::rw_mutex> w(rw, std::chrono::steady_clock::now() + 1s);
+    REQUIRE(w.owns_lock());
+    bool reader = true;
+    std::thread([&] { reader = rw.try_lock_shared_until(std::chrono::steady_clock::now() + 20ms); }).join();
+    REQUIRE_FALSE(reader);
+  }
+  // Free again: both forms succeed at once.
+  REQUIRE(rw.try_lock_shared_for(0ms));
+  rw.unlock_shared();
+  REQUIRE(rw.try_lock_until(std::chrono::steady_clock::now()));
+  rw.unlock();
+}
+
 TEST_CASE("rw_mutex with std::shared_lock: readers share, a writer excludes") {
   ft_weave::rw_mutex rw;
   {

@@ -248,14 +248,11 @@ class raw_mutex {
 /* ---- RW mutex --------------------------------------------------------------
  *
  * weave_rwmutex_t: writer-preferring. lock()/unlock() are the write lock,
- * lock_shared()/unlock_shared() a read lock (std::shared_lock). The C API has
- * no trylock and no timed lock: try_lock() and try_lock_shared() are the
- * inline locks' own first steps on the documented word (ft_weave.h: bit 0
- * write-locked, bit 1 has-parked, readers << 2). try_lock_shared() fails
- * while a writer holds *or waits* (writer preference: new readers queue
- * behind a waiting writer). There are no try_lock_for/try_lock_shared_for
- * (not SharedTimedLockable): a timed wait needs the library to leave the
- * queue on timeout, which the C API does not offer yet. */
+ * lock_shared()/unlock_shared() a read lock (std::shared_lock). SharedTimed-
+ * Lockable: the try_ and timed forms are weave_rwmutex_lock_timed /
+ * weave_rwmutex_rlock_timed (0: one attempt). try_lock_shared() fails while a
+ * writer holds *or waits* (writer preference: new readers queue behind a
+ * waiting writer). */
 class rw_mutex {
  public:
   constexpr rw_mutex() noexcept : m_{} {}
@@ -263,10 +260,14 @@ class rw_mutex {
   rw_mutex &operator=(const rw_mutex &) = delete;
 
   void lock() noexcept { weave_rwmutex_lock(&m_); }
-  bool try_lock() noexcept {
-    uintptr_t expected = 0;
-    return __atomic_compare_exchange_n(&m_.bits, &expected, static_cast<uintptr_t>(WEAVE_RWMUTEX_WRITE_LOCKED),
-                                       false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+  bool try_lock() noexcept { return timed(0); }
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period> &d) noexcept {
+    return timed(detail::timeout_ns(d));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration> &t) {
+    return detail::until(t, [this](int64_t ns) { return timed(ns); });
   }
   void unlock() noexcept { (void)weave_rwmutex_unlock(&m_); }
   void unlock_checked() {
@@ -277,17 +278,14 @@ class rw_mutex {
   }
 
   void lock_shared() noexcept { weave_rwmutex_rlock(&m_); }
-  bool try_lock_shared() noexcept {
-    uintptr_t bits = __atomic_load_n(&m_.bits, __ATOMIC_RELAXED);
-    // Retried only while another reader changed the count under us: the
-    // attempt fails only when a writer holds or waits.
-    while ((bits & (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED)) == 0) {
-      if (__atomic_compare_exchange_n(&m_.bits, &bits, bits + WEAVE_RWMUTEX_ONE_READER, false, __ATOMIC_ACQUIRE,
-                                      __ATOMIC_RELAXED)) {
-        return true;
-      }
-    }
-    return false;
+  bool try_lock_shared() noexcept { return timed_shared(0); }
+  template <class Rep, class Period>
+  bool try_lock_shared_for(const std::chrono::duration<Rep, Period> &d) noexcept {
+    return timed_shared(detail::timeout_ns(d));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration> &t) {
+    return detail::until(t, [this](int64_t ns) { return timed_shared(ns); });
   }
   void unlock_shared() noexcept { (void)weave_rwmutex_runlock(&m_); }
   void unlock_shared_checked() {
@@ -300,6 +298,10 @@ class rw_mutex {
   weave_rwmutex_t *native_handle() noexcept { return &m_; }
 
  private:
+  bool timed(int64_t ns) noexcept { return weave_rwmutex_lock_timed(&m_, ns, WEAVE_LOCK_DETACH) == WEAVE_LOCK_ACQUIRED; }
+  bool timed_shared(int64_t ns) noexcept {
+    return weave_rwmutex_rlock_timed(&m_, ns, WEAVE_LOCK_DETACH) == WEAVE_LOCK_ACQUIRED;
+  }
   weave_rwmutex_t m_;
 };
 
