@@ -853,94 +853,19 @@ TEST_CASE("producer/consumer inside nested sections, with 200 us timed waits rac
   for (auto &o : q->own) CHECK(mutex_state(o) == 0);
 }
 
-TEST_CASE("requeue onto the two-byte mutex racing its unlock loses no wake-up") {
-  // A signal (sent without the mutex) finds the mutex held by another
-  // thread and moves the waiter onto it, while that holder's unlock (a
-  // release store, then a load of _parked) runs at a varying moment against
-  // it. The waiter's count in _parked must send that unlock to the slow
-  // path. Nobody touches the mutex afterwards, so a requeued waiter that the
-  // unlock missed would only come back through its 2 s timeout: a round that
-  // takes more than 1 s fails the test. Spins yield, so that valgrind's
-  // one-at-a-time scheduling still runs every thread. Bounded: about 1.5 s.
-  weave_mutex_t m = {0};
-  weave_cond_t c = {0};
-  std::atomic<int> generation{0}, ready{0}, seen{0}, go_holder{0}, holding{0};
-  std::atomic<bool> stop{false};
-  std::atomic<int> errors{0};
-  std::thread waiter([&] {
-    weave_mutex_lock(&m);
-    while (!stop.load()) {
-      ready.store(seen.load() + 1);
-      errors += weave_cond_wait(&c, &m, 2000 * kMs) < 0;
-      int g = generation.load();
-      if (g > seen.load()) seen.store(g);
-    }
-    errors += weave_mutex_unlock(&m) != 0;
-  });
-  std::thread holder([&] {
-    for (int round = 1;; round++) {
-      while (go_holder.load() < round) {
-        if (stop.load()) return;
-        std::this_thread::yield();
-      }
-      weave_mutex_lock(&m);
-      holding.store(round);
-      auto until = clock_type::now() + std::chrono::nanoseconds((round * 7919) % 20000);
-      while (clock_type::now() < until) {
-      }
-      errors += weave_mutex_unlock(&m) != 0;
-    }
-  });
-  auto deadline = clock_type::now() + std::chrono::milliseconds(1500);
-  int rounds = 0;
-  int64_t slowest_ns = 0;
-  for (int round = 1; clock_type::now() < deadline; round++) {
-    while (ready.load() < round) {
-      std::this_thread::yield();
-    }
-    go_holder.store(round);
-    while (holding.load() < round) {  // the holder has m: the waiter is queued on c
-      std::this_thread::yield();
-    }
-    auto t0 = clock_type::now();
-    generation.store(round);
-    weave_cond_signal(&c);
-    while (seen.load() < round && clock_type::now() - t0 < std::chrono::seconds(3)) {
-      std::this_thread::yield();
-    }
-    slowest_ns = std::max<int64_t>(slowest_ns, (clock_type::now() - t0).count());
-    rounds = round;
-    if (seen.load() < round) break;
-  }
-  stop = true;
-  if (seen.load() >= rounds) {
-    while (ready.load() <= rounds) {  // the waiter is back in (or entering) its wait
-      std::this_thread::yield();
-    }
-  }
-  weave_mutex_lock(&m);
-  generation.store(rounds + 1);
-  weave_cond_broadcast(&c);
-  errors += weave_mutex_unlock(&m) != 0;
-  waiter.join();
-  holder.join();
-  INFO("rounds " << rounds << ", slowest round " << slowest_ns / kMs << " ms");
-  CHECK(errors.load() == 0);
-  CHECK(rounds >= 10);  // about 50 under valgrind, thousands natively
-  CHECK(slowest_ns < 1000 * kMs);
-  CHECK(mutex_state(m) == 0);
-}
+namespace {
 
-TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock loses no wake-up") {
-  // A broadcast (sent without the mutex) moves two waiters onto the mutex
-  // while another thread holds it (or, if that thread released it first,
-  // wakes one and moves the other), while that thread's unlock (a release
-  // store, then a load of _parked) runs at a varying moment against it.
-  // Nobody else touches the mutex, so a moved waiter that every unlock missed
-  // would only come back through its 2 s timeout: a round that takes more
-  // than 1 s fails the test. Spins yield, so that valgrind's one-at-a-time
-  // scheduling still runs every thread. Bounded: about 1.5 s.
-  constexpr int kWaiters = 2;
+// A notification (sent without the mutex) finds the mutex held by another
+// thread and moves `kWaiters` waiters onto it (or, if that thread released
+// it first, wakes one and moves the rest), while that holder's unlock (a
+// release store, then a load of _parked) runs at a varying moment against
+// it. The waiters' count in _parked must send that unlock to the slow path.
+// Nobody else touches the mutex, so a moved waiter that every unlock missed
+// would only come back through its 2 s timeout: a round that takes more
+// than 1 s fails the test. Spins yield, so that valgrind's one-at-a-time
+// scheduling still runs every thread. Bounded: about 1.5 s.
+template <int kWaiters>
+void notify_racing_unlock(int (*notify)(weave_cond_t *)) {
   weave_mutex_t m = {0};
   weave_cond_t c = {0};
   std::atomic<int> generation{0}, go_holder{0}, holding{0};
@@ -957,7 +882,8 @@ TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock lo
     }
     errors += weave_mutex_unlock(&m) != 0;
   };
-  std::thread w0(waiter_fn, 0), w1(waiter_fn, 1);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; i++) waiters.emplace_back(waiter_fn, i);
   std::thread holder([&] {
     for (int round = 1;; round++) {
       while (go_holder.load() < round) {
@@ -987,14 +913,14 @@ TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock lo
       std::this_thread::yield();
     }
     go_holder.store(round);
-    // The holder has m, which it got after both waiters released it: both
+    // The holder has m, which it got after every waiter released it: all
     // are queued on c.
     while (holding.load() < round) {
       std::this_thread::yield();
     }
     auto t0 = clock_type::now();
     generation.store(round);
-    weave_cond_broadcast(&c);
+    notify(&c);
     while (!all_at_least(seen, round) && clock_type::now() - t0 < std::chrono::seconds(3)) {
       std::this_thread::yield();
     }
@@ -1007,7 +933,7 @@ TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock lo
   }
   stop = true;
   if (!lost) {
-    while (!all_at_least(ready, rounds + 1)) {  // both back in (or entering) their wait
+    while (!all_at_least(ready, rounds + 1)) {  // all back in (or entering) their wait
       std::this_thread::yield();
     }
   }
@@ -1015,8 +941,7 @@ TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock lo
   generation.store(rounds + 1);
   weave_cond_broadcast(&c);
   errors += weave_mutex_unlock(&m) != 0;
-  w0.join();
-  w1.join();
+  for (auto &w : waiters) w.join();
   holder.join();
   INFO("rounds " << rounds << ", slowest round " << slowest_ns / kMs << " ms");
   CHECK(errors.load() == 0);
@@ -1024,4 +949,14 @@ TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock lo
   CHECK(rounds >= 10);  // about 50 under valgrind, thousands natively
   CHECK(slowest_ns < 1000 * kMs);
   CHECK(mutex_state(m) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("requeue onto the two-byte mutex racing its unlock loses no wake-up") {
+  notify_racing_unlock<1>(weave_cond_signal);
+}
+
+TEST_CASE("broadcast moving waiters onto the two-byte mutex racing its unlock loses no wake-up") {
+  notify_racing_unlock<2>(weave_cond_broadcast);
 }

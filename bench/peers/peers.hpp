@@ -84,23 +84,10 @@ struct SpinPair {
   }
 };
 
-// The floor of any lock with an atomic acquire: an inline CAS lock and a
+// The floor of any lock with an atomic acquire: SpinPair's CAS lock and a
 // plain release-store unlock (no waiter to look for: it only spins).
-struct SpinStorePair {
+struct SpinStorePair : SpinPair {
   static constexpr const char *name = "CAS+store spin-pair";
-  uint8_t v = 0;
-  void lock() {
-    uint8_t expected = 0;
-    int spins = 0;
-    while (!__atomic_compare_exchange_n(&v, &expected, (uint8_t)1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-      expected = 0;
-      if (++spins < 100) {
-        cpu_relax();
-      } else {
-        sched_yield();
-      }
-    }
-  }
   void unlock() { __atomic_store_n(&v, (uint8_t)0, __ATOMIC_RELEASE); }
 };
 

@@ -56,10 +56,10 @@ internal struct MutexWaiter
 /// unlocker's later load sees <c>_parked</c>). docs/locks.md has the full
 /// argument, including requeue and the hand-off.
 ///
-/// <c>_parked</c> is cleared only under the mutex's bucket lock, by an unpark
-/// callback that finds no waiter left; waiters validate <c>_parked</c> != 0
-/// under that lock too, so a clear that raced a waiter's raise makes the
-/// waiter retry instead of sleeping unannounced.
+/// Bit 0 of <c>_parked</c> is cleared only under the mutex's bucket lock, by
+/// an unpark callback that finds no waiter left; waiters validate it under
+/// that lock too, so a clear that raced a waiter's raise makes the waiter
+/// retry instead of sleeping unannounced.
 ///
 /// Fairness: a waiter that has waited longer than <see cref="TimeToBeFairNs"/>
 /// gets the lock handed over by unlock (<c>_locked</c> stays 1 and the waiter
@@ -140,8 +140,8 @@ internal static unsafe class Mutex
 
     /// <summary>
     /// Announces a waiter that is about to park (or a requeue onto m):
-    /// raises _parked, then runs the process-wide barrier. The exchange is a
-    /// full fence, so the raise is globally visible before the barrier's
+    /// raises bit 0 of _parked, then runs the process-wide barrier. The CAS is
+    /// a full fence, so the raise is globally visible before the barrier's
     /// fences run in the other threads; every unlock whose release a later
     /// check of _locked does not see then reads _parked non-zero (or a later
     /// value written under the bucket lock).
@@ -154,7 +154,7 @@ internal static unsafe class Mutex
 
     /// <summary>
     /// Sets or clears bit 0 of _parked, keeping the condition waiters'
-    /// count. A CAS loop (a full fence, like the exchange it replaces): the
+    /// count. A CAS loop (a full fence): the
     /// count changes concurrently (by the holder) while bit 0 is written by
     /// waiters and by unlockers that no longer hold the lock.
     /// </summary>
@@ -193,15 +193,15 @@ internal static unsafe class Mutex
         byte old = Volatile.Read(ref *p);
         while (true)
         {
-            int count = (old & CondWaitersMask) >> 1;
-            if (count == CondWaitersMask >> 1 || (delta < 0 && count == 0))
+            int count = (old & CondWaitersMask) / CondWaiterUnit;
+            if (count == CondWaitersMask / CondWaiterUnit || (delta < 0 && count == 0))
             {
                 // Saturated (sticky), or a leave without an enter (the
                 // mutex's bytes were overwritten, e.g. re-initialised while
                 // in use): leave the count alone.
                 return;
             }
-            byte value = (byte)((old & HasParked) | ((count + delta) << 1));
+            byte value = (byte)((old & HasParked) | ((count + delta) * CondWaiterUnit));
             byte seen = Interlocked.CompareExchange(ref *p, value, old);
             if (seen == old)
             {
