@@ -36,6 +36,36 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     internal static partial int ParkingForkMode();
 
+    /// <summary>The RW mutexes' visible-readers table (src/native/rwmutex_bias.c; 64 KiB, static).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_readers")]
+    [SuppressGCTransition]
+    internal static partial void* RWMutexReaders();
+
+    /// <summary>weave_rwmutex_t reader bias (src/native/rwmutex_bias.c): 1 if the caller now holds a biased read lock.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_try_rlock_biased")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexTryRLockBiased(nuint* rw);
+
+    /// <summary>1 if the caller held a biased read lock on rw and released it.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_try_runlock_biased")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexTryRUnlockBiased(nuint* rw);
+
+    /// <summary>1 while a slot of the visible-readers table names rw.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_biased_readers")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexBiasedReaders(nuint* rw);
+
+    /// <summary>A revocation of rw's bias that started at startNs (MonotonicNow) ended: set its inhibit time.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_revoked")]
+    [SuppressGCTransition]
+    internal static partial void RWMutexRevoked(nuint* rw, long startNs);
+
+    /// <summary>1 when rw's bias may be turned on again.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_bias_allowed")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexBiasAllowed(nuint* rw);
+
     /// <summary>The statistics stripes (32 cache lines, zeroed).</summary>
     [LibraryImport(Library, EntryPoint = "ftw_statistics_cells")]
     [SuppressGCTransition]

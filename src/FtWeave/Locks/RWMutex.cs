@@ -1,6 +1,9 @@
 using System.Runtime.CompilerServices;
 using System.Threading;
+using System;
+using FtWeave.Interop;
 using FtWeave.Parking;
+using FtWeave.Threads;
 
 namespace FtWeave.Locks;
 
@@ -22,6 +25,21 @@ namespace FtWeave.Locks;
 /// current readers leave. Every release that finds HasParked wakes
 /// all parked threads; they re-run their acquire loops (and re-set HasParked
 /// if they must wait again). Not fair among writers, not reentrant.
+///
+/// Reader bias (BRAVO, Dice and Kogan, USENIX ATC 2019; docs/locks.md):
+/// while the top bit (ReaderBias) is set, readers announce themselves in
+/// their slot of the visible-readers table of src/native/rwmutex_bias.c
+/// (the header's inline rlock/runlock do the same) instead of counting
+/// themselves in the word, so read-mostly locks do not bounce the word's
+/// cache line between readers. A writer clears ReaderBias in the CAS that
+/// takes WriteLocked and then waits until no slot names the lock
+/// (<see cref="Revoke"/>); the bias is turned on by a reader whose CAS on
+/// the word lost to another reader (<see cref="MaybeEnableBias"/>), once the
+/// inhibit time of the last revocation passed: a lock whose readers never
+/// contend keeps the plain one-word behaviour.
+/// Invariant: while ReaderBias is clear and WriteLocked is clear, no slot
+/// holds a committed reader of the lock (the only writer that cleared the
+/// bit waited for them before it released WriteLocked).
 /// </summary>
 internal static unsafe class RWMutex
 {
@@ -30,19 +48,35 @@ internal static unsafe class RWMutex
     internal const int ReaderShift = 2;
     internal const nuint OneReader = (nuint)1 << ReaderShift;
 
+    /// <summary>WEAVE_RWMUTEX_READER_BIAS: the word's top bit.</summary>
+    internal static nuint ReaderBias
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (nuint)1 << (IntPtr.Size * 8 - 1);
+    }
+
+    /// <summary>Readers counted in the word (not those in the table).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static nuint ReaderCount(nuint bits) => bits >> ReaderShift;
+    private static nuint ReaderCount(nuint bits) => (bits & ~ReaderBias) >> ReaderShift;
 
     /// <summary>The inline weave_rwmutex_rlock of ft_weave.h, for the exported copy.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void RLock(nuint* rw)
     {
         nuint bits = Volatile.Read(ref *rw);
-        // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
-        if ((bits & (WriteLocked | HasParked)) != 0 || Interlocked.CompareExchange(ref *rw, bits + OneReader, bits) != bits)
+        if ((bits & ReaderBias) != 0)
         {
-            RLockSlow(rw);
+            if (Native.RWMutexTryRLockBiased(rw) != 0)
+            {
+                return;
+            }
         }
+        // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
+        else if ((bits & (WriteLocked | HasParked)) == 0 && Interlocked.CompareExchange(ref *rw, bits + OneReader, bits) == bits)
+        {
+            return;
+        }
+        RLockSlow(rw);
     }
 
     /// <summary>The inline weave_rwmutex_lock of ft_weave.h, for the exported copy.</summary>
@@ -107,8 +141,37 @@ internal static unsafe class RWMutex
             {
                 return;
             }
-            bits = seen;
+            if (ReaderCount(seen) != ReaderCount(bits))
+            {
+                // Another reader moved the count under us: readers contend
+                // on the word, which is what the bias is for.
+                MaybeEnableBias(rw);
+            }
+            bits = Volatile.Read(ref *rw);
         }
+    }
+
+    /// <summary>
+    /// A reader's CAS on the word lost to another reader: turns the bias on
+    /// when it is off, no writer holds or waits, and the inhibit time of the
+    /// last revocation has passed. One attempt: a failed CAS means the word
+    /// moved, and the next contended reader will try again.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void MaybeEnableBias(nuint* rw)
+    {
+        nuint bits = Volatile.Read(ref *rw);
+        if ((bits & (ReaderBias | WriteLocked | HasParked)) != 0 || Native.RWMutexBiasAllowed(rw) == 0)
+        {
+            return;
+        }
+        // Full barrier. The CAS sets the bit only on a word without
+        // WriteLocked: no writer holds the lock, so no slot holds a stale
+        // reader (the class invariant), and the next writer sees the bit in
+        // its CAS and revokes. Biased readers that load this value
+        // synchronize with the last writer's release through the word's
+        // release sequence (every change of the word is a read-modify-write).
+        Interlocked.CompareExchange(ref *rw, bits | ReaderBias, bits);
     }
 
     /// <summary>
@@ -118,6 +181,14 @@ internal static unsafe class RWMutex
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int RUnlock(nuint* rw)
     {
+        // A biased read lock of the caller first: its slot names rw and holds
+        // its thread id (a reader of another thread in a colliding slot does
+        // not count). Checked whether or not the bias is still on: a revoking
+        // writer may be waiting for exactly this slot.
+        if (Native.RWMutexTryRUnlockBiased(rw) != 0)
+        {
+            return 0;
+        }
         nuint bits = Volatile.Read(ref *rw);
         while (true)
         {
@@ -133,7 +204,11 @@ internal static unsafe class RWMutex
             nuint seen = Interlocked.CompareExchange(ref *rw, next, bits);
             if (seen != bits)
             {
-                bits = seen;
+                if (ReaderCount(seen) != ReaderCount(bits))
+                {
+                    MaybeEnableBias(rw); // readers contend on the word
+                }
+                bits = Volatile.Read(ref *rw);
                 continue;
             }
             if (ReaderCount(next) == 0 && (next & HasParked) != 0)
@@ -153,21 +228,78 @@ internal static unsafe class RWMutex
         nuint bits = Volatile.Read(ref *rw);
         while (true)
         {
-            if ((bits & ~HasParked) == 0)
+            if ((bits & ~(HasParked | ReaderBias)) == 0)
             {
-                // No readers, no writer: take it, keeping HasParked for the
-                // threads still parked (our Unlock will wake them).
-                // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked, bits);
+                // No counted readers, no writer: take it, keeping HasParked
+                // for the threads still parked (our Unlock will wake them),
+                // and clearing ReaderBias in the same step: from here on a
+                // reader that re-reads the word backs out of its slot.
+                // Full barrier (acquire, and the store half of the Dekker
+                // pair with the readers' slot CAS + re-read of the word).
+                nuint seen = Interlocked.CompareExchange(ref *rw, (bits | WriteLocked) & ~ReaderBias, bits);
                 if (seen == bits)
                 {
+                    if ((bits & ReaderBias) != 0)
+                    {
+                        Revoke(rw);
+                    }
                     return;
                 }
                 bits = seen;
                 continue;
             }
+            // Counted readers or a writer hold it. The bias stays on while we
+            // wait: biased readers do not hold up our CAS above, which only
+            // waits for the counted ones, and those cannot be joined while
+            // HasParked is set.
             bits = SetParkedAndWait(rw, bits);
         }
+    }
+
+    /// <summary>
+    /// Called holding WriteLocked, having cleared ReaderBias: waits until no
+    /// slot of the visible-readers table names rw (the readers that got in
+    /// while the bias was on leave; no new one can commit), spinning, then
+    /// yielding, then sleeping detached (a reader may need the Python thread
+    /// state we hold to finish). Then inhibits the bias for a multiple of
+    /// what this cost, so a run of writers revokes once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Revoke(nuint* rw)
+    {
+        long start = Futex.MonotonicNow();
+        int round = 0;
+        bool detached = false;
+        nint token = 0;
+        long sleepNs = 10_000;
+        while (Native.RWMutexBiasedReaders(rw) != 0)
+        {
+            if (round < 64)
+            {
+                SpinWaits.Pause(16);
+            }
+            else if (round < 128)
+            {
+                SpinWaits.Yield();
+            }
+            else
+            {
+                if (!detached)
+                {
+                    token = ThreadDetach.BeforeSleep();
+                    detached = true;
+                }
+                int never = 0; // a private word nobody wakes: a timed sleep
+                Futex.Wait(&never, 0, Futex.MonotonicNow() + sleepNs);
+                sleepNs = Math.Min(sleepNs * 2, 1_000_000);
+            }
+            round++;
+        }
+        if (detached)
+        {
+            ThreadDetach.AfterSleep(token);
+        }
+        Native.RWMutexRevoked(rw, start);
     }
 
     /// <summary>
