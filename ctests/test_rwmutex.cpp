@@ -4,12 +4,15 @@
 #include "test_util.hpp"
 
 #include <dlfcn.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -324,4 +327,260 @@ TEST_CASE("RW mutex functions reject NULL and the process goes on") {
   CHECK(last_error_has("rwmutex is NULL"));
   CHECK(api.runlock(nullptr) == WEAVE_E_INVALID);
   CHECK(api.unlock(nullptr) == WEAVE_E_INVALID);
+}
+
+// ---- Reader bias (BRAVO): readers in the visible-readers table ---------------
+
+namespace bias {
+
+constexpr uintptr_t kBias = WEAVE_RWMUTEX_READER_BIAS;
+
+// Readers contending on the word turn the bias on (their CAS loses to each
+// other's). Two threads hammer rlock/runlock until the bit shows, at most
+// 5 s; true once it is on. The lock is left unlocked, bias on.
+bool contend_until_biased(weave_rwmutex_t *rw) {
+  std::atomic<bool> stop{false};
+  Threads threads;
+  for (int i = 0; i < 2; i++) {
+    threads.start([rw, &stop] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        weave_rwmutex_rlock(rw);
+        weave_rwmutex_runlock(rw);
+      }
+    });
+  }
+  auto t0 = Clock::now();
+  while ((load_bits(*rw) & kBias) == 0 && ms_since(t0) < 5000) {
+    usleep(200);
+  }
+  stop = true;
+  threads.join();
+  return (load_bits(*rw) & kBias) != 0;
+}
+
+// Another thread holds a read lock of `rw` until `release` is set.
+struct Holder {
+  std::atomic<bool> in{false}, release{false};
+  std::atomic<int> runlock_result{1};
+};
+
+weave_rwmutex_t racing, reenable, misuse, exiting, forked;
+std::atomic<int> torn{0};
+uint64_t data_a, data_b;
+
+}  // namespace bias
+
+TEST_CASE("bias: revocation racing readers: no reader overlaps a writer, the bias comes and goes", "[bias]") {
+  using namespace bias;
+  racing = weave_rwmutex_t{0};
+  torn = 0;
+  data_a = data_b = 0;
+  REQUIRE(contend_until_biased(&racing));
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0}, writes{0}, biased_reads{0};
+  std::atomic<int> writers_in{0};
+  Threads threads;
+  for (int i = 0; i < 3; i++) {
+    threads.start([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        weave_rwmutex_rlock(&racing);
+        // A reader in the table is not counted in the word.
+        if (WEAVE_RWMUTEX_READERS(load_bits(racing)) == 0) biased_reads.fetch_add(1, std::memory_order_relaxed);
+        if (writers_in.load() != 0) torn.fetch_add(1);
+        uint64_t a = __atomic_load_n(&data_a, __ATOMIC_RELAXED);
+        uint64_t b = __atomic_load_n(&data_b, __ATOMIC_RELAXED);
+        if (a != b) torn.fetch_add(1);
+        if (weave_rwmutex_runlock(&racing) != 0) torn.fetch_add(1);
+        reads.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  threads.start([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      weave_rwmutex_lock(&racing);
+      if (writers_in.fetch_add(1) != 0) torn.fetch_add(1);
+      // The bias is off while a writer holds the lock.
+      if ((load_bits(racing) & kBias) != 0) torn.fetch_add(1);
+      __atomic_store_n(&data_a, data_a + 1, __ATOMIC_RELAXED);
+      sched_yield();  // widen the window for a biased reader to sneak in
+      __atomic_store_n(&data_b, data_b + 1, __ATOMIC_RELAXED);
+      writers_in.fetch_sub(1);
+      if (weave_rwmutex_unlock(&racing) != 0) torn.fetch_add(1);
+      writes.fetch_add(1, std::memory_order_relaxed);
+      usleep(200);  // read-mostly: let the bias come back between writes
+    }
+  });
+  auto t0 = Clock::now();
+  while ((ms_since(t0) < 500 || writes.load() < 20 || biased_reads.load() < 1) && ms_since(t0) < 20000) {
+    usleep(10 * 1000);
+  }
+  stop = true;
+  threads.join();
+  CHECK(torn.load() == 0);
+  CHECK(writes.load() >= 20);
+  CHECK(biased_reads.load() > 0);  // readers did go through the table
+  CHECK(data_a == writes.load());
+  CHECK(data_b == writes.load());
+  CHECK((load_bits(racing) & ~kBias) == 0);
+}
+
+TEST_CASE("bias: a writer revokes it, readers bring it back after the inhibit time", "[bias]") {
+  using namespace bias;
+  reenable = weave_rwmutex_t{0};
+  REQUIRE(contend_until_biased(&reenable));
+
+  // A biased reader is in the table, not in the word.
+  weave_rwmutex_rlock(&reenable);
+  CHECK(load_bits(reenable) == kBias);
+  // A writer revokes: it takes the lock, clears the bit, and waits for us.
+  std::atomic<bool> writer_in{false};
+  Threads threads;
+  threads.start([&] {
+    weave_rwmutex_lock(&reenable);
+    writer_in = true;
+    weave_rwmutex_unlock(&reenable);
+  });
+  CHECK(wait_until(reenable, WEAVE_RWMUTEX_WRITE_LOCKED) == WEAVE_RWMUTEX_WRITE_LOCKED);
+  usleep(20 * 1000);
+  CHECK_FALSE(writer_in.load());  // still waiting for our slot
+  CHECK(weave_rwmutex_runlock(&reenable) == 0);
+  threads.join();
+  CHECK(writer_in.load());
+  // Revoked: the word is plain again, and an uncontended reader counts itself.
+  CHECK(load_bits(reenable) == 0);
+  weave_rwmutex_rlock(&reenable);
+  CHECK(load_bits(reenable) == WEAVE_RWMUTEX_ONE_READER);
+  CHECK(weave_rwmutex_runlock(&reenable) == 0);
+  CHECK(weave_rwmutex_runlock(&reenable) == WEAVE_E_NOT_OWNER);
+  // The inhibit time is at most 10 ms; contending readers turn it on again.
+  usleep(20 * 1000);
+  CHECK(contend_until_biased(&reenable));
+  CHECK(load_bits(reenable) == kBias);
+}
+
+TEST_CASE("bias: runlock misuse returns WEAVE_E_NOT_OWNER and leaves another thread's biased read lock held", "[bias]") {
+  using namespace bias;
+  misuse = weave_rwmutex_t{0};
+  REQUIRE(contend_until_biased(&misuse));
+
+  Holder h;
+  Threads threads;
+  threads.start([&h] {
+    weave_rwmutex_rlock(&misuse);
+    h.in = true;
+    while (!h.release.load()) usleep(1000);
+    h.runlock_result = weave_rwmutex_runlock(&misuse);
+  });
+  while (!h.in.load()) usleep(1000);
+  REQUIRE(load_bits(misuse) == kBias);  // the holder is in the table
+  for (RWApi api : {inline_api(), exported_api(), slow_api()}) {
+    prime_last_error("weave_rwmutex");
+    CHECK(api.runlock(&misuse) == WEAVE_E_NOT_OWNER);
+    CHECK(last_error_has("not read-locked"));
+    CHECK(load_bits(misuse) == kBias);
+  }
+  // The holder's lock still counts: a writer waits for it.
+  std::atomic<bool> writer_in{false};
+  threads.start([&writer_in] {
+    weave_rwmutex_lock(&misuse);
+    writer_in = true;
+    weave_rwmutex_unlock(&misuse);
+  });
+  usleep(30 * 1000);
+  CHECK_FALSE(writer_in.load());
+  h.release = true;
+  threads.join();
+  CHECK(h.runlock_result.load() == 0);
+  CHECK(writer_in.load());
+  CHECK(load_bits(misuse) == 0);
+}
+
+TEST_CASE("bias: the exported copies and the inline functions share the table", "[bias]") {
+  using namespace bias;
+  static weave_rwmutex_t shared;
+  shared = weave_rwmutex_t{0};
+  REQUIRE(contend_until_biased(&shared));
+  RWApi ex = exported_api();
+  ex.rlock(&shared);
+  CHECK(load_bits(shared) == kBias);
+  CHECK(weave_rwmutex_runlock(&shared) == 0);  // inline release of an exported acquire
+  weave_rwmutex_rlock(&shared);
+  CHECK(load_bits(shared) == kBias);
+  CHECK(ex.runlock(&shared) == 0);
+  CHECK(ex.runlock(&shared) == WEAVE_E_NOT_OWNER);
+}
+
+TEST_CASE("bias: a thread that exits holding a biased read lock leaves it read-held for good", "[bias]") {
+  // As with a counted read lock (or a pthread_rwlock): nobody else can
+  // release it, readers still get in, and writers wait for ever. The lock is
+  // static: the blocked writer below outlives the test.
+  using namespace bias;
+  exiting = weave_rwmutex_t{0};
+  REQUIRE(contend_until_biased(&exiting));
+  {
+    Threads threads;
+    threads.start([] { weave_rwmutex_rlock(&exiting); });
+  }
+  CHECK(load_bits(exiting) == kBias);
+  CHECK(weave_rwmutex_runlock(&exiting) == WEAVE_E_NOT_OWNER);
+  weave_rwmutex_rlock(&exiting);
+  CHECK(weave_rwmutex_runlock(&exiting) == 0);
+  static std::atomic<bool> writer_in{false};
+  std::thread([] {
+    weave_rwmutex_lock(&exiting);
+    writer_in = true;
+  }).detach();
+  usleep(50 * 1000);
+  CHECK_FALSE(writer_in.load());
+  CHECK(load_bits(exiting) == WEAVE_RWMUTEX_WRITE_LOCKED);  // revoking: it holds the word
+}
+
+TEST_CASE("bias: fork child with readers in the table", "[bias]") {
+  // The table is copied into the child as it is: the forking thread's
+  // biased read lock is still its own there; another thread's stays held
+  // (that thread does not exist in the child), exactly like counted readers.
+  using namespace bias;
+  forked = weave_rwmutex_t{0};
+  REQUIRE(contend_until_biased(&forked));
+  Holder other;
+  Threads threads;
+  threads.start([&other] {
+    weave_rwmutex_rlock(&forked);
+    other.in = true;
+    while (!other.release.load()) usleep(1000);
+    other.runlock_result = weave_rwmutex_runlock(&forked);
+  });
+  while (!other.in.load()) usleep(1000);
+  weave_rwmutex_rlock(&forked);
+  REQUIRE(load_bits(forked) == kBias);
+
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int code = 0;
+    if (weave_rwmutex_runlock(&forked) != 0) code |= 1;                  // our own: released
+    if (weave_rwmutex_runlock(&forked) != WEAVE_E_NOT_OWNER) code |= 2;  // nothing more of ours
+    static std::atomic<bool> child_writer_in{false};
+    std::thread([] {
+      weave_rwmutex_lock(&forked);
+      child_writer_in = true;
+    }).detach();
+    usleep(50 * 1000);
+    if (child_writer_in.load()) code |= 4;  // the other thread's read lock still holds it
+    if (load_bits(forked) != WEAVE_RWMUTEX_WRITE_LOCKED) code |= 8;  // the writer is revoking
+    _exit(code);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  // Parent: both read locks are still there and release normally.
+  CHECK(weave_rwmutex_runlock(&forked) == 0);
+  other.release = true;
+  threads.join();
+  CHECK(other.runlock_result.load() == 0);
+  weave_rwmutex_lock(&forked);
+  CHECK(load_bits(forked) == WEAVE_RWMUTEX_WRITE_LOCKED);
+  CHECK(weave_rwmutex_unlock(&forked) == 0);
 }

@@ -790,8 +790,11 @@ static inline int weave__rwmutex_try_rlock_biased_at(weave_rwmutex_t *rw, weave_
   /* Store-then-load against the writer's CAS clearing the bias then its
    * loads of the slots (all seq_cst): either this load sees the bias
    * cleared, or the writer's scan sees the slot and waits for us. The load
-   * is also the acquire that pairs with the last writer's release. */
-  if ((__atomic_load_n(&rw->bits, __ATOMIC_SEQ_CST) & WEAVE_RWMUTEX_READER_BIAS) != 0) {
+   * is also the acquire that pairs with the last writer's release. A
+   * waiting writer (has-parked) also sends us to the slow path, to park
+   * behind it: writers stay preferred with the bias on. */
+  if ((__atomic_load_n(&rw->bits, __ATOMIC_SEQ_CST) & (WEAVE_RWMUTEX_READER_BIAS | WEAVE_RWMUTEX_HAS_PARKED)) ==
+      WEAVE_RWMUTEX_READER_BIAS) {
     __atomic_store_n(&slot->owner, id, __ATOMIC_RELAXED); /* read back only by this thread */
     return 1;
   }
@@ -823,9 +826,11 @@ static inline void weave_rwmutex_rlock(weave_rwmutex_t *rw) {
   if (rw != NULL) {
     bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
     if ((bits & WEAVE_RWMUTEX_READER_BIAS) != 0) {
-      uint64_t id = weave__inline_thread_id();
-      if (weave__rwmutex_try_rlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
-        return;
+      if ((bits & WEAVE_RWMUTEX_HAS_PARKED) == 0) {
+        uint64_t id = weave__inline_thread_id();
+        if (weave__rwmutex_try_rlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
+          return;
+        }
       }
     } else if ((bits & (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED)) == 0 &&
                __atomic_compare_exchange_n(&rw->bits, &bits, bits + WEAVE_RWMUTEX_ONE_READER, 0, __ATOMIC_ACQUIRE,

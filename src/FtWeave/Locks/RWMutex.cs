@@ -66,7 +66,7 @@ internal static unsafe class RWMutex
         nuint bits = Volatile.Read(ref *rw);
         if ((bits & ReaderBias) != 0)
         {
-            if (Native.RWMutexTryRLockBiased(rw) != 0)
+            if ((bits & HasParked) == 0 && Native.RWMutexTryRLockBiased(rw) != 0)
             {
                 return;
             }
@@ -249,9 +249,9 @@ internal static unsafe class RWMutex
                 continue;
             }
             // Counted readers or a writer hold it. The bias stays on while we
-            // wait: biased readers do not hold up our CAS above, which only
-            // waits for the counted ones, and those cannot be joined while
-            // HasParked is set.
+            // wait, but HasParked keeps new readers out of the table as well
+            // as out of the count (they re-read it after their slot CAS), so
+            // the counted readers drain and we get in next.
             bits = SetParkedAndWait(rw, bits);
         }
     }
