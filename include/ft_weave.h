@@ -787,13 +787,14 @@ static inline int weave__rwmutex_try_rlock_biased_at(weave_rwmutex_t *rw, weave_
       !__atomic_compare_exchange_n(&slot->lock, &empty, (uintptr_t)rw, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
     return 0;
   }
-  /* Store-then-load against the writer's CAS clearing the bias then its
-   * loads of the slots (all seq_cst): either this load sees the bias
-   * cleared, or the writer's scan sees the slot and waits for us. The load
-   * is also the acquire that pairs with the last writer's release. A
-   * waiting writer (has-parked) also sends us to the slow path, to park
-   * behind it: writers stay preferred with the bias on. */
-  if ((__atomic_load_n(&rw->bits, __ATOMIC_SEQ_CST) & (WEAVE_RWMUTEX_READER_BIAS | WEAVE_RWMUTEX_HAS_PARKED)) ==
+  /* Store-then-load against the writer's CAS setting write-locked (or
+   * clearing the bias) then its loads of the slots (all seq_cst): either
+   * this load sees the writer's bit, or the writer's scan sees the slot and
+   * waits for us. The load is also the acquire that pairs with the last
+   * writer's release. A waiting writer (has-parked) also sends us to the
+   * slow path, to park behind it: writers stay preferred with the bias on. */
+  if ((__atomic_load_n(&rw->bits, __ATOMIC_SEQ_CST) &
+       (WEAVE_RWMUTEX_READER_BIAS | WEAVE_RWMUTEX_HAS_PARKED | WEAVE_RWMUTEX_WRITE_LOCKED)) ==
       WEAVE_RWMUTEX_READER_BIAS) {
     __atomic_store_n(&slot->owner, id, __ATOMIC_RELAXED); /* read back only by this thread */
     return 1;
@@ -826,7 +827,7 @@ static inline void weave_rwmutex_rlock(weave_rwmutex_t *rw) {
   if (rw != NULL) {
     bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
     if ((bits & WEAVE_RWMUTEX_READER_BIAS) != 0) {
-      if ((bits & WEAVE_RWMUTEX_HAS_PARKED) == 0) {
+      if ((bits & (WEAVE_RWMUTEX_HAS_PARKED | WEAVE_RWMUTEX_WRITE_LOCKED)) == 0) {
         uint64_t id = weave__inline_thread_id();
         if (weave__rwmutex_try_rlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
           return;
@@ -875,13 +876,18 @@ static inline void weave_rwmutex_lock(weave_rwmutex_t *rw) {
   }
 }
 
-/* Releases the write lock, waking every parked thread. Returns 0,
- * WEAVE_E_NOT_OWNER when not write-locked, WEAVE_E_INVALID for NULL. */
+/* Releases the write lock (keeping the reader bias as it is), waking the
+ * parked threads. Returns 0, WEAVE_E_NOT_OWNER when not write-locked,
+ * WEAVE_E_INVALID for NULL. */
 static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
-  uintptr_t expected = WEAVE_RWMUTEX_WRITE_LOCKED;
-  if (rw != NULL && __atomic_compare_exchange_n(&rw->bits, &expected, (uintptr_t)0, 0, __ATOMIC_RELEASE,
-                                               __ATOMIC_RELAXED)) {
-    return 0;
+  uintptr_t expected;
+  if (rw != NULL) {
+    expected = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    if ((expected & ~WEAVE_RWMUTEX_READER_BIAS) == WEAVE_RWMUTEX_WRITE_LOCKED &&
+        __atomic_compare_exchange_n(&rw->bits, &expected, expected & WEAVE_RWMUTEX_READER_BIAS, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED)) {
+      return 0;
+    }
   }
   return weave_rwmutex_unlock_slow(rw);
 }

@@ -75,7 +75,7 @@ struct weave__rwmutex_slot;
 struct weave__rwmutex_slot *ftw_rwmutex_readers(void);
 int ftw_rwmutex_try_rlock_biased(struct weave_rwmutex *rw);
 int ftw_rwmutex_try_runlock_biased(struct weave_rwmutex *rw);
-int ftw_rwmutex_biased_readers(const struct weave_rwmutex *rw);
+int ftw_rwmutex_wait_biased_readers(const struct weave_rwmutex *rw, int start, int spins);
 void ftw_rwmutex_revoked(const struct weave_rwmutex *rw, int64_t start_ns);
 int ftw_rwmutex_bias_allowed(const struct weave_rwmutex *rw);
 

@@ -29,6 +29,17 @@
 #include "ftw_native.h"
 #include "ft_weave.h"
 
+/* The CPU's spin-wait hint. */
+static inline void cpu_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield" ::: "memory");
+#else
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 /* The table; its shape is ft_weave.h's (WEAVE__RWMUTEX_STRIPES, ...). */
 static struct weave__rwmutex_slot readers[WEAVE__RWMUTEX_STRIPES * WEAVE__RWMUTEX_STRIPE_SLOTS]
     __attribute__((aligned(64)));
@@ -68,20 +79,37 @@ int ftw_rwmutex_try_runlock_biased(weave_rwmutex_t *rw) {
   return weave__rwmutex_try_runlock_biased_at(rw, &readers[weave__rwmutex_slot_index(rw, id)], id);
 }
 
-/* 1 while some slot of rw's stripe names rw. Acquire loads: pair with the
- * reader's release store that empties its slot, so the reader's loads in its
- * critical section happen before the writer's stores after the wait. The
- * caller cleared the bias bit with a full-barrier CAS before the first call:
- * a reader whose CAS on its slot comes after that scan re-reads the word,
- * sees the bit clear and backs out (see the header's try_rlock_biased). */
-int ftw_rwmutex_biased_readers(const weave_rwmutex_t *rw) {
+/* The index (>= start) of the first slot of rw's stripe that still names
+ * rw after `spins` pauses spent waiting on it, or -1 once no slot from
+ * `start` on names rw. The writer calls it holding write-locked, with the
+ * bias on or off, starting at 0 and then resuming where it stopped.
+ *
+ * Why each slot need be waited for only once (Dekker, all seq_cst): the
+ * writer's CAS that set write-locked (or cleared the bias) precedes this
+ * scan. A reader commits only if its re-read of the word comes before that
+ * CAS, so its slot CAS comes before the CAS too, hence before our load of
+ * its slot: we see it and wait until it leaves. A reader whose slot CAS
+ * comes after our load of its slot re-reads the word after our CAS, sees the
+ * writer's bit and backs out without touching the protected data (we may
+ * still see it for a moment and wait for it: harmless). So once a slot was
+ * seen free of rw, no committed reader can appear there until we unlock.
+ * Acquire loads (seq_cst): pair with the reader's release store that
+ * empties its slot, so the reader's loads in its critical section happen
+ * before the writer's stores after the wait.
+ *
+ * Prefetch-friendly: the stripe is 16 consecutive cache lines read in order;
+ * a line no reader of the stripe wrote since our last scan is a cache hit. */
+int ftw_rwmutex_wait_biased_readers(const weave_rwmutex_t *rw, int start, int spins) {
   const struct weave__rwmutex_slot *stripe = &readers[weave__rwmutex_stripe(rw) * WEAVE__RWMUTEX_STRIPE_SLOTS];
-  for (int i = 0; i < WEAVE__RWMUTEX_STRIPE_SLOTS; i++) {
-    if (__atomic_load_n(&stripe[i].lock, __ATOMIC_SEQ_CST) == (uintptr_t)rw) {
-      return 1;
+  for (int i = start < 0 ? 0 : start; i < WEAVE__RWMUTEX_STRIPE_SLOTS; i++) {
+    while (__atomic_load_n(&stripe[i].lock, __ATOMIC_SEQ_CST) == (uintptr_t)rw) {
+      if (spins-- <= 0) {
+        return i;
+      }
+      cpu_pause();
     }
   }
-  return 0;
+  return -1;
 }
 
 /* A revocation that started at start_ns has ended: inhibit the bias for

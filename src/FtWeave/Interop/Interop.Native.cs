@@ -51,10 +51,13 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     internal static partial int RWMutexTryRUnlockBiased(nuint* rw);
 
-    /// <summary>1 while a slot of the visible-readers table names rw.</summary>
-    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_biased_readers")]
+    /// <summary>
+    /// Waits (at most `spins` pauses) for the slots of rw's stripe from `start` on
+    /// to stop naming rw: -1 when none does, else the slot still waited for.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_wait_biased_readers")]
     [SuppressGCTransition]
-    internal static partial int RWMutexBiasedReaders(nuint* rw);
+    internal static partial int RWMutexWaitBiasedReaders(nuint* rw, int start, int spins);
 
     /// <summary>A revocation of rw's bias that started at startNs (MonotonicNow) ended: set its inhibit time.</summary>
     [LibraryImport(Library, EntryPoint = "ftw_rwmutex_revoked")]

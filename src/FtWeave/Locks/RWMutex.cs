@@ -31,15 +31,21 @@ namespace FtWeave.Locks;
 /// their slot of the visible-readers table of src/native/rwmutex_bias.c
 /// (the header's inline rlock/runlock do the same) instead of counting
 /// themselves in the word, so read-mostly locks do not bounce the word's
-/// cache line between readers. A writer clears ReaderBias in the CAS that
-/// takes WriteLocked and then waits until no slot names the lock
-/// (<see cref="Revoke"/>); the bias is turned on by a reader whose CAS on
-/// the word lost to another reader (<see cref="MaybeEnableBias"/>), once the
-/// inhibit time of the last revocation passed: a lock whose readers never
-/// contend keeps the plain one-word behaviour.
-/// Invariant: while ReaderBias is clear and WriteLocked is clear, no slot
-/// holds a committed reader of the lock (the only writer that cleared the
-/// bit waited for them before it released WriteLocked).
+/// cache line between readers. A writer sets WriteLocked with the bias
+/// left on, then waits until no slot names the lock
+/// (<see cref="WaitForBiasedReaders"/>): a biased reader re-reads the word
+/// after its slot CAS and backs out when it sees WriteLocked. The writer's
+/// unlock keeps the bias, so readers go back to their slots at once. The
+/// bias is turned off only by a writer that had to wait long for a biased
+/// reader (and then stays off for a multiple of that wait), and turned on by
+/// a reader whose CAS on the word lost to another reader
+/// (<see cref="MaybeEnableBias"/>): a lock whose readers never contend keeps
+/// the plain one-word behaviour.
+/// Invariant: whenever WriteLocked is clear, and after a writer's wait
+/// while it is set, no slot holds a committed reader of the lock unless
+/// ReaderBias is set (the writer that cleared the bit waited for them
+/// before it released WriteLocked); while WriteLocked is set and its wait is
+/// over, no slot holds one at all.
 /// </summary>
 internal static unsafe class RWMutex
 {
@@ -66,7 +72,7 @@ internal static unsafe class RWMutex
         nuint bits = Volatile.Read(ref *rw);
         if ((bits & ReaderBias) != 0)
         {
-            if ((bits & HasParked) == 0 && Native.RWMutexTryRLockBiased(rw) != 0)
+            if ((bits & (HasParked | WriteLocked)) == 0 && Native.RWMutexTryRLockBiased(rw) != 0)
             {
                 return;
             }
@@ -114,40 +120,64 @@ internal static unsafe class RWMutex
         return Volatile.Read(ref *rw);
     }
 
+    /// <summary>
+    /// How many times a reader that finds a writer in (or waiting) re-reads
+    /// the word, with a short pause between (Thread.SpinWait(1), normalized
+    /// by the runtime to a few tens of nanoseconds), before it parks. A write
+    /// critical section is usually short: on 2 cores a park costs a futex
+    /// sleep and a wake-up of tens of microseconds, this spin at most a few
+    /// microseconds (docs/locks.md, "Reader bias (BRAVO)", has the figures).
+    /// </summary>
+    private const int ReaderSpins = 100;
+
+    /// <summary>The same for a writer that finds the lock held.</summary>
+    private const int WriterSpins = 100;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void RLockSlow(nuint* rw)
     {
         nuint bits = Volatile.Read(ref *rw);
+        int spins = 0;
         while (true)
         {
-            if ((bits & WriteLocked) != 0)
+            if ((bits & (WriteLocked | HasParked)) == 0)
             {
-                // A writer holds it.
-                bits = SetParkedAndWait(rw, bits);
+                // Unlocked or read-locked, nobody waiting. With the bias on,
+                // take our slot (the writer that held the lock when the fast
+                // path looked is gone); if it is taken (a colliding thread or
+                // lock), count ourselves in the word instead.
+                if ((bits & ReaderBias) != 0 && Native.RWMutexTryRLockBiased(rw) != 0)
+                {
+                    return;
+                }
+                // Acquire (full barrier): pairs with the release of the last
+                // writer's Unlock.
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits + OneReader, bits);
+                if (seen == bits)
+                {
+                    return;
+                }
+                if (ReaderCount(seen) != ReaderCount(bits))
+                {
+                    // Another reader moved the count under us: readers contend
+                    // on the word, which is what the bias is for.
+                    MaybeEnableBias(rw);
+                }
+                bits = Volatile.Read(ref *rw);
                 continue;
             }
-            if ((bits & HasParked) != 0)
+            if (spins < ReaderSpins)
             {
-                // Readers hold it (or just left) but a writer waits: do not
-                // starve it; wait for it to run and wake us.
-                bits = SetParkedAndWait(rw, bits);
+                // A writer holds the lock, or waits for it (then we must not
+                // join the current readers: writers are preferred). Either
+                // way it is usually out within a few hundred nanoseconds:
+                // look again before paying for a park.
+                SpinWaits.Pause(1);
+                spins++;
+                bits = Volatile.Read(ref *rw);
                 continue;
             }
-            // Unlocked or read-locked, nobody waiting: join the readers.
-            // Acquire (full barrier): pairs with the release of the last
-            // writer's Unlock.
-            nuint seen = Interlocked.CompareExchange(ref *rw, bits + OneReader, bits);
-            if (seen == bits)
-            {
-                return;
-            }
-            if (ReaderCount(seen) != ReaderCount(bits))
-            {
-                // Another reader moved the count under us: readers contend
-                // on the word, which is what the bias is for.
-                MaybeEnableBias(rw);
-            }
-            bits = Volatile.Read(ref *rw);
+            bits = SetParkedAndWait(rw, bits);
         }
     }
 
@@ -226,64 +256,104 @@ internal static unsafe class RWMutex
     internal static void LockSlow(nuint* rw)
     {
         nuint bits = Volatile.Read(ref *rw);
+        int spins = 0;
         while (true)
         {
             if ((bits & ~(HasParked | ReaderBias)) == 0)
             {
                 // No counted readers, no writer: take it, keeping HasParked
-                // for the threads still parked (our Unlock will wake them),
-                // and clearing ReaderBias in the same step: from here on a
-                // reader that re-reads the word backs out of its slot.
-                // Full barrier (acquire, and the store half of the Dekker
-                // pair with the readers' slot CAS + re-read of the word).
-                nuint seen = Interlocked.CompareExchange(ref *rw, (bits | WriteLocked) & ~ReaderBias, bits);
+                // for the threads still parked (our Unlock will wake them) and
+                // ReaderBias as it is: from here on a biased reader that
+                // re-reads the word sees WriteLocked and backs out of its
+                // slot, and the bias is back on for readers the moment we
+                // unlock. Full barrier (acquire, and the store half of the
+                // Dekker pair with the readers' slot CAS + re-read of the
+                // word; docs/locks.md).
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked, bits);
                 if (seen == bits)
                 {
                     if ((bits & ReaderBias) != 0)
                     {
-                        Revoke(rw);
+                        WaitForBiasedReaders(rw);
                     }
                     return;
                 }
                 bits = seen;
                 continue;
             }
-            // Counted readers or a writer hold it. The bias stays on while we
-            // wait, but HasParked keeps new readers out of the table as well
-            // as out of the count (they re-read it after their slot CAS), so
-            // the counted readers drain and we get in next.
+            if (spins < WriterSpins)
+            {
+                // Counted readers or a writer hold it: usually for a short
+                // critical section. Look again before setting HasParked
+                // (which also holds off new readers) and parking.
+                SpinWaits.Pause(1);
+                spins++;
+                bits = Volatile.Read(ref *rw);
+                continue;
+            }
+            // HasParked keeps new readers out of the table as well as out of
+            // the count (they re-read the word after their slot CAS), so the
+            // counted readers drain and we get in next.
             bits = SetParkedAndWait(rw, bits);
         }
     }
 
+    /// <summary>Pauses spent on the stripe before the writer starts yielding.</summary>
+    private const int RevokeSpins = 512;
+
     /// <summary>
-    /// Called holding WriteLocked, having cleared ReaderBias: waits until no
-    /// slot of the visible-readers table names rw (the readers that got in
-    /// while the bias was on leave; no new one can commit), spinning, then
-    /// yielding, then sleeping detached (a reader may need the Python thread
-    /// state we hold to finish). Then inhibits the bias for a multiple of
-    /// what this cost, so a run of writers revokes once.
+    /// Called holding WriteLocked, the bias having been on when we took it:
+    /// waits until no slot of the visible-readers table names rw (the readers
+    /// that got in before our CAS leave; no new one can commit). The usual
+    /// case is one pass over the lock's stripe (16 cache lines) with at most
+    /// a short spin on a reader in its critical section, and the bias stays
+    /// on. A reader that takes longer (preempted, or a long read section)
+    /// makes us yield, and then turn the bias off and sleep detached (the
+    /// reader may need the Python thread state we hold to finish); the bias
+    /// then stays off for a multiple of what this wait cost, so that long
+    /// readers and writers settle on the plain word.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WaitForBiasedReaders(nuint* rw)
+    {
+        int at = Native.RWMutexWaitBiasedReaders(rw, 0, RevokeSpins);
+        if (at >= 0)
+        {
+            WaitForSlowReaders(rw, at);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Revoke(nuint* rw)
+    private static void WaitForSlowReaders(nuint* rw, int at)
     {
         long start = Futex.MonotonicNow();
         int round = 0;
+        bool revoked = false;
         bool detached = false;
         nint token = 0;
         long sleepNs = 10_000;
-        while (Native.RWMutexBiasedReaders(rw) != 0)
+        while ((at = Native.RWMutexWaitBiasedReaders(rw, at, 16)) >= 0)
         {
             if (round < 64)
-            {
-                SpinWaits.Pause(16);
-            }
-            else if (round < 128)
             {
                 SpinWaits.Yield();
             }
             else
             {
+                if (!revoked)
+                {
+                    // Turn the bias off (we hold WriteLocked, so no reader
+                    // commits through the table meanwhile whatever the bit
+                    // says). Full barrier, in a loop: parked threads may set
+                    // HasParked under us.
+                    nuint bits = Volatile.Read(ref *rw);
+                    nuint seen;
+                    while ((seen = Interlocked.CompareExchange(ref *rw, bits & ~ReaderBias, bits)) != bits)
+                    {
+                        bits = seen;
+                    }
+                    revoked = true;
+                }
                 if (!detached)
                 {
                     token = ThreadDetach.BeforeSleep();
@@ -299,7 +369,10 @@ internal static unsafe class RWMutex
         {
             ThreadDetach.AfterSleep(token);
         }
-        Native.RWMutexRevoked(rw, start);
+        if (revoked)
+        {
+            Native.RWMutexRevoked(rw, start);
+        }
     }
 
     /// <summary>
@@ -319,10 +392,12 @@ internal static unsafe class RWMutex
                 return Abi.ErrorCodes.WEAVE_E_NOT_OWNER;
             }
             // Release (full barrier): the writer's stores happen before the
-            // acquire of the next reader or writer. Clearing HasParked is
-            // fine: every parked thread is woken below and re-announces itself
-            // if it has to wait again.
-            nuint seen = Interlocked.CompareExchange(ref *rw, 0, bits);
+            // acquire of the next reader or writer (a biased reader's re-read
+            // of the word included). Clearing HasParked is fine: every parked
+            // thread is woken below and re-announces itself if it has to wait
+            // again. ReaderBias stays as it is: readers go back to their slots
+            // at once.
+            nuint seen = Interlocked.CompareExchange(ref *rw, bits & ReaderBias, bits);
             if (seen != bits)
             {
                 bits = seen;
