@@ -336,12 +336,13 @@ namespace bias {
 constexpr uintptr_t kBias = WEAVE_RWMUTEX_READER_BIAS;
 
 // Readers contending on the word turn the bias on (their CAS loses to each
-// other's). Two threads hammer rlock/runlock until the bit shows, at most
-// 5 s; true once it is on. The lock is left unlocked, bias on.
+// other's). Four threads hammer rlock/runlock until the bit shows, at most
+// 15 s (two threads must run at once: on a loaded 2-core machine that can
+// take seconds); true once it is on. The lock is left unlocked, bias on.
 bool contend_until_biased(weave_rwmutex_t *rw) {
   std::atomic<bool> stop{false};
   Threads threads;
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 4; i++) {
     threads.start([rw, &stop] {
       while (!stop.load(std::memory_order_relaxed)) {
         weave_rwmutex_rlock(rw);
@@ -350,7 +351,7 @@ bool contend_until_biased(weave_rwmutex_t *rw) {
     });
   }
   auto t0 = Clock::now();
-  while ((load_bits(*rw) & kBias) == 0 && ms_since(t0) < 5000) {
+  while ((load_bits(*rw) & kBias) == 0 && ms_since(t0) < 15000) {
     usleep(200);
   }
   stop = true;

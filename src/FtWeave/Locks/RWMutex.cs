@@ -22,9 +22,10 @@ namespace FtWeave.Locks;
 /// waiting writer; 3 = a writer with readers parked behind it; 2 = unlocked,
 /// parked threads just woken (a writer is about to take it). A reader never
 /// joins while HasParked is set, so a waiting writer gets in once the
-/// current readers leave. Every release that finds HasParked wakes
-/// all parked threads; they re-run their acquire loops (and re-set HasParked
-/// if they must wait again). Not fair among writers, not reentrant.
+/// current readers leave. A release that finds HasParked wakes one writer
+/// or all readers (<see cref="WakeFilter"/>); woken threads re-run their
+/// acquire loops (and re-set HasParked if they must wait again). Not fair
+/// among writers, not reentrant.
 ///
 /// Reader bias (BRAVO, Dice and Kogan, USENIX ATC 2019; docs/locks.md):
 /// while the top bit (ReaderBias) is set, readers announce themselves in
@@ -97,16 +98,36 @@ internal static unsafe class RWMutex
     }
 
     /// <summary>
+    /// A parked thread's park argument (on its own stack: it outlives the
+    /// park, and the waker touches it only under the bucket lock while the
+    /// thread is still queued).
+    /// </summary>
+    private struct Waiter
+    {
+        /// <summary>1 for a writer, 0 for a reader.</summary>
+        internal int IsWriter;
+
+        /// <summary>
+        /// Set by a writer's unlock for a reader it wakes: the reader may then
+        /// join the readers although HasParked is set (writers still parked
+        /// behind it). Written under the bucket lock while we are queued,
+        /// read after Park returns: the parker's wake/sleep hand-over orders
+        /// it.
+        /// </summary>
+        internal int Granted;
+    }
+
+    /// <summary>
     /// Sets HasParked (if needed) and parks until a release wakes us. Returns
     /// the word to retry with: the value that beat our CAS, or a fresh read.
     /// </summary>
-    private static nuint SetParkedAndWait(nuint* rw, nuint bits)
+    private static nuint SetParkedAndWait(nuint* rw, nuint bits, Waiter* waiter)
     {
         if ((bits & HasParked) == 0)
         {
             nuint announced = bits | HasParked;
-            // Full barrier: the releasing thread's exchange/CAS reads this bit
-            // and then unparks. On failure, retry with what we saw.
+            // Full barrier: the releasing thread's CAS reads this bit and
+            // then wakes. On failure, retry with what we saw.
             nuint seen = Interlocked.CompareExchange(ref *rw, announced, bits);
             if (seen != bits)
             {
@@ -114,10 +135,126 @@ internal static unsafe class RWMutex
             }
             bits = announced;
         }
-        // Sleeps only while the word is still `bits`: a release that changed
-        // it before we queued makes this return AGAIN. Detached, as CPython.
-        ParkingLot.Park(rw, &bits, sizeof(nuint), -1, null, detach: true);
+        // Sleeps only while the word is still `bits` (compared under the
+        // bucket lock): a release that changed it before we queued makes
+        // this return AGAIN, and a waker's WakeFilter updates the word under
+        // that same lock. Detached, as CPython.
+        ParkingLot.Park(rw, &bits, sizeof(nuint), -1, waiter, detach: true);
         return Volatile.Read(ref *rw);
+    }
+
+    /// <summary>
+    /// Who a release wakes: parking_lot's policy (one writer, or all
+    /// readers) instead of waking every parked thread to race for the word
+    /// again. Runs under the bucket lock, so that its update of the word and
+    /// the parking threads' validation (which compares the word under the
+    /// same lock) are one step: a thread that set HasParked and is about to
+    /// queue either is seen here, or sees our new word and retries.
+    ///
+    /// A writer's unlock (we still hold WriteLocked): walking the queue in
+    /// order, a writer at the head is woken alone; otherwise every parked
+    /// reader is woken with a pass (Granted: it may join the current readers
+    /// once even though HasParked is set, as the writers stay parked behind
+    /// it). Finished then clears WriteLocked and keeps HasParked exactly
+    /// when waiters stay parked, in one CAS loop (only flag bits can change
+    /// under us: we hold the lock). The readers are not counted in the word
+    /// on their behalf (parking_lot's hand-off): measured here, a read lock
+    /// handed to a thread that is still waking up held every other thread
+    /// for its whole wake-up (read95 at 8 and 16 threads fell to 2.2 and
+    /// 0.3 M ops/s).
+    ///
+    /// The last counted reader leaving with HasParked (FromReader): the
+    /// first parked writer is woken alone (the readers parked behind it;
+    /// waking them would only park them again behind HasParked), HasParked
+    /// kept while others stay parked. With no writer parked, a second pass
+    /// (WakeAll) wakes everyone and clears HasParked.
+    /// </summary>
+    private struct WakeFilter : IUnparkFilterCallback
+    {
+        internal nuint* Rw;
+        internal bool FromReader;
+        internal bool WakeAll;
+        internal int Readers;
+        internal bool WriterWoken;
+
+        public FilterOp Filter(void* parkArg)
+        {
+            if (WakeAll)
+            {
+                return FilterOp.Unpark;
+            }
+            if (WriterWoken)
+            {
+                return FilterOp.Stop;
+            }
+            Waiter* w = (Waiter*)parkArg;
+            if (w == null || w->IsWriter != 0)
+            {
+                // A writer (or a weave_park on the lock's address: woken as
+                // one, it re-checks whatever it waits for).
+                if (Readers > 0)
+                {
+                    return FilterOp.Skip;
+                }
+                WriterWoken = true;
+                return FilterOp.Unpark;
+            }
+            if (FromReader)
+            {
+                return FilterOp.Skip;
+            }
+            w->Granted = 1;
+            Readers++;
+            return FilterOp.Unpark;
+        }
+
+        public void Finished(int woken, bool hasMoreWaiters)
+        {
+            if (FromReader && !WriterWoken && !WakeAll)
+            {
+                return; // no writer parked: WakeParked's second pass
+            }
+            nuint bits = Volatile.Read(ref *Rw);
+            while (true)
+            {
+                nuint next;
+                if (FromReader)
+                {
+                    next = hasMoreWaiters ? bits | HasParked : bits & ~HasParked;
+                }
+                else
+                {
+                    // Release (full barrier): the writer's stores happen before
+                    // the loads of the readers it counted (they run after the
+                    // wake) and the acquire of every later reader or writer.
+                    next = (bits & ReaderBias) | (hasMoreWaiters ? HasParked : 0);
+                }
+                nuint seen = Interlocked.CompareExchange(ref *Rw, next, bits);
+                if (seen == bits)
+                {
+                    return;
+                }
+                bits = seen;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Wakes the parked threads of rw as <see cref="WakeFilter"/> says. From a
+    /// writer's unlock this also releases the write lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void WakeParked(nuint* rw, bool fromReader)
+    {
+        var filter = new WakeFilter { Rw = rw, FromReader = fromReader };
+        ParkingLot.UnparkFilter(rw, ref filter);
+        if (fromReader && !filter.WriterWoken)
+        {
+            // No writer parked, perhaps readers: wake them all and clear
+            // HasParked (nothing is left to prefer).
+            var all = new WakeFilter { Rw = rw, FromReader = true, WakeAll = true };
+            ParkingLot.UnparkFilter(rw, ref all);
+        }
     }
 
     /// <summary>
@@ -138,15 +275,17 @@ internal static unsafe class RWMutex
     {
         nuint bits = Volatile.Read(ref *rw);
         int spins = 0;
+        Waiter waiter = default;
         while (true)
         {
-            if ((bits & (WriteLocked | HasParked)) == 0)
+            if ((bits & WriteLocked) == 0 && ((bits & HasParked) == 0 || waiter.Granted != 0))
             {
-                // Unlocked or read-locked, nobody waiting. With the bias on,
+                // Unlocked or read-locked, nobody waiting (or a writer's
+                // unlock woke us to go in ahead of the writers still parked). With the bias on,
                 // take our slot (the writer that held the lock when the fast
                 // path looked is gone); if it is taken (a colliding thread or
                 // lock), count ourselves in the word instead.
-                if ((bits & ReaderBias) != 0 && Native.RWMutexTryRLockBiased(rw) != 0)
+                if ((bits & (ReaderBias | HasParked)) == ReaderBias && Native.RWMutexTryRLockBiased(rw) != 0)
                 {
                     return;
                 }
@@ -177,7 +316,8 @@ internal static unsafe class RWMutex
                 bits = Volatile.Read(ref *rw);
                 continue;
             }
-            bits = SetParkedAndWait(rw, bits);
+            waiter.Granted = 0;
+            bits = SetParkedAndWait(rw, bits, &waiter);
         }
     }
 
@@ -243,10 +383,10 @@ internal static unsafe class RWMutex
             }
             if (ReaderCount(next) == 0 && (next & HasParked) != 0)
             {
-                // Last reader out in front of a parked writer: wake everyone
-                // (HasParked stays set so that new readers keep out until the
-                // writer has had its turn).
-                ParkingLot.UnparkAll(rw);
+                // Last reader out in front of a parked writer: wake it
+                // (HasParked stays set while others stay parked, so that new
+                // readers keep out until the writer has had its turn).
+                WakeParked(rw, fromReader: true);
             }
             return 0;
         }
@@ -257,6 +397,8 @@ internal static unsafe class RWMutex
     {
         nuint bits = Volatile.Read(ref *rw);
         int spins = 0;
+        Waiter waiter = default;
+        waiter.IsWriter = 1;
         while (true)
         {
             if ((bits & ~(HasParked | ReaderBias)) == 0)
@@ -294,7 +436,7 @@ internal static unsafe class RWMutex
             // HasParked keeps new readers out of the table as well as out of
             // the count (they re-read the word after their slot CAS), so the
             // counted readers drain and we get in next.
-            bits = SetParkedAndWait(rw, bits);
+            bits = SetParkedAndWait(rw, bits, &waiter);
         }
     }
 
@@ -391,6 +533,14 @@ internal static unsafe class RWMutex
             {
                 return Abi.ErrorCodes.WEAVE_E_NOT_OWNER;
             }
+            if ((bits & HasParked) != 0)
+            {
+                // Threads are parked: wake one writer or all readers, and
+                // release the lock under the bucket lock with the word that
+                // goes with the choice (WakeFilter.Finished).
+                WakeParked(rw, fromReader: false);
+                return 0;
+            }
             // Release (full barrier): the writer's stores happen before the
             // acquire of the next reader or writer (a biased reader's re-read
             // of the word included). Clearing HasParked is fine: every parked
@@ -402,10 +552,6 @@ internal static unsafe class RWMutex
             {
                 bits = seen;
                 continue;
-            }
-            if ((bits & HasParked) != 0)
-            {
-                ParkingLot.UnparkAll(rw);
             }
             return 0;
         }
