@@ -297,6 +297,90 @@ TEST_CASE("writer preference: with a writer waiting, a new reader waits until th
   CHECK(rw.bits == 0);
 }
 
+namespace wake {
+weave_rwmutex_t rw;
+}  // namespace wake
+
+TEST_CASE("wake policy: a writer's unlock wakes the parked reader with a pass, the writer behind it stays parked") {
+  // Queue: reader R, then writer W2 (both behind this thread's write lock).
+  // The unlock wakes R alone; R joins although has-parked stays set for W2;
+  // R's runlock (the last reader in front of has-parked) then wakes W2.
+  using namespace wake;
+  rw = weave_rwmutex_t{0};
+  std::atomic<bool> r_in{false}, r_release{false}, w2_in{false}, r_saw_w2{false};
+  weave_rwmutex_lock(&rw);
+  Threads threads;
+  threads.start([&] {
+    weave_rwmutex_rlock(&rw);
+    r_in = true;
+    while (!r_release.load()) usleep(1000);
+    r_saw_w2 = w2_in.load();
+    weave_rwmutex_runlock(&rw);
+  });
+  REQUIRE(wait_until(rw, WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED) ==
+          (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED));
+  usleep(30 * 1000);  // the reader is queued (it set has-parked just before)
+  threads.start([&] {
+    weave_rwmutex_lock(&rw);
+    w2_in = true;
+    weave_rwmutex_unlock(&rw);
+  });
+  usleep(50 * 1000);  // the writer spun and queued behind the reader
+  CHECK_FALSE(r_in.load());
+  CHECK(weave_rwmutex_unlock(&rw) == 0);
+  // The reader got in past has-parked; the writer is still parked.
+  for (int i = 0; i < 100 && !r_in.load(); i++) usleep(10 * 1000);
+  CHECK(r_in.load());
+  usleep(30 * 1000);
+  CHECK_FALSE(w2_in.load());
+  CHECK(load_bits(rw) == (WEAVE_RWMUTEX_ONE_READER | WEAVE_RWMUTEX_HAS_PARKED));
+  r_release = true;
+  threads.join();
+  CHECK_FALSE(r_saw_w2.load());
+  CHECK(w2_in.load());
+  CHECK(load_bits(rw) == 0);
+}
+
+TEST_CASE("wake policy: a writer's unlock wakes the writer at the head alone") {
+  // Queue: writer W2, then two readers. The unlock wakes W2 only and keeps
+  // has-parked, so the readers stay parked until W2's own unlock wakes them.
+  using namespace wake;
+  rw = weave_rwmutex_t{0};
+  std::atomic<bool> w2_in{false}, w2_release{false};
+  std::atomic<int> readers_in{0}, readers_before_w2_left{0};
+  weave_rwmutex_lock(&rw);
+  Threads threads;
+  threads.start([&] {
+    weave_rwmutex_lock(&rw);
+    w2_in = true;
+    while (!w2_release.load()) usleep(1000);
+    weave_rwmutex_unlock(&rw);
+  });
+  REQUIRE(wait_until(rw, WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED) ==
+          (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED));
+  usleep(30 * 1000);  // W2 is queued
+  for (int i = 0; i < 2; i++) {
+    threads.start([&] {
+      weave_rwmutex_rlock(&rw);
+      if (!w2_release.load()) readers_before_w2_left.fetch_add(1);
+      readers_in.fetch_add(1);
+      weave_rwmutex_runlock(&rw);
+    });
+  }
+  usleep(50 * 1000);  // the readers spun and queued behind W2
+  CHECK(weave_rwmutex_unlock(&rw) == 0);
+  for (int i = 0; i < 100 && !w2_in.load(); i++) usleep(10 * 1000);
+  CHECK(w2_in.load());
+  usleep(30 * 1000);
+  CHECK(readers_in.load() == 0);
+  CHECK(load_bits(rw) == (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED));
+  w2_release = true;
+  threads.join();
+  CHECK(readers_in.load() == 2);
+  CHECK(readers_before_w2_left.load() == 0);
+  CHECK(load_bits(rw) == 0);
+}
+
 TEST_CASE("RW mutex functions reject NULL and the process goes on") {
   prime_last_error("weave_rwmutex");
   weave_rwmutex_rlock(nullptr);
