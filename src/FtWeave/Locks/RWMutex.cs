@@ -115,6 +115,15 @@ internal static unsafe class RWMutex
         /// it.
         /// </summary>
         internal int Granted;
+
+        /// <summary>
+        /// Set by the waker for the first thread it wakes when threads stay
+        /// parked: the waker cleared HasParked (so that readers are not held
+        /// off while this thread wakes up), and this thread sets it again in
+        /// its next CAS on the word (the acquire, or the announce before it
+        /// parks again), so that the release after it wakes the rest.
+        /// </summary>
+        internal int MustSetParked;
     }
 
     /// <summary>
@@ -165,9 +174,9 @@ internal static unsafe class RWMutex
     ///
     /// The last counted reader leaving with HasParked (FromReader): the
     /// first parked writer is woken alone (the readers parked behind it;
-    /// waking them would only park them again behind HasParked), HasParked
-    /// kept while others stay parked. With no writer parked, a second pass
-    /// (WakeAll) wakes everyone and clears HasParked.
+    /// waking them would only park them again behind HasParked), and
+    /// HasParked stays set until that writer has run. With no writer parked,
+    /// a second pass (WakeAll) wakes everyone and clears HasParked.
     /// </summary>
     private struct WakeFilter : IUnparkFilterCallback
     {
@@ -176,18 +185,19 @@ internal static unsafe class RWMutex
         internal bool WakeAll;
         internal int Readers;
         internal bool WriterWoken;
+        internal Waiter* FirstWoken;
 
         public FilterOp Filter(void* parkArg)
         {
+            Waiter* w = (Waiter*)parkArg;
             if (WakeAll)
             {
-                return FilterOp.Unpark;
+                return Woken(w);
             }
             if (WriterWoken)
             {
                 return FilterOp.Stop;
             }
-            Waiter* w = (Waiter*)parkArg;
             if (w == null || w->IsWriter != 0)
             {
                 // A writer (or a weave_park on the lock's address: woken as
@@ -197,7 +207,7 @@ internal static unsafe class RWMutex
                     return FilterOp.Skip;
                 }
                 WriterWoken = true;
-                return FilterOp.Unpark;
+                return Woken(w);
             }
             if (FromReader)
             {
@@ -205,6 +215,16 @@ internal static unsafe class RWMutex
             }
             w->Granted = 1;
             Readers++;
+            return Woken(w);
+        }
+
+        private FilterOp Woken(Waiter* w)
+        {
+            if (FirstWoken == null && w != null)
+            {
+                w->MustSetParked = 0;
+                FirstWoken = w;
+            }
             return FilterOp.Unpark;
         }
 
@@ -214,20 +234,44 @@ internal static unsafe class RWMutex
             {
                 return; // no writer parked: WakeParked's second pass
             }
+            // Threads stay parked: HasParked must come back before the next
+            // release. Either we keep it, or (the usual case) the first thread
+            // we wake sets it again in its next CAS on the word, and meanwhile
+            // readers are not held off while that thread wakes up (tens of
+            // microseconds on 2 cores; keeping the bit measured a convoy).
+            // Whoever releases before that CAS finds no HasParked and wakes
+            // nobody, which is fine: the woken thread is awake, will CAS the
+            // word (acquiring, or announcing itself before parking again), and
+            // the release after that wakes the rest.
+            bool keepParked = hasMoreWaiters && FirstWoken == null;
+            if (FromReader && WriterWoken)
+            {
+                // The last reader woke the writer the readers parked behind:
+                // HasParked stays set whatever else is parked, so that new
+                // readers (spinning ones included) keep out until that writer
+                // has had its turn (CPython's rule; the rwlock port test
+                // checks it). The writer keeps the bit in its acquire CAS and
+                // its unlock clears it.
+                keepParked = true;
+            }
+            else if (hasMoreWaiters && FirstWoken != null)
+            {
+                FirstWoken->MustSetParked = 1; // read after its wake (parker hand-over)
+            }
             nuint bits = Volatile.Read(ref *Rw);
             while (true)
             {
                 nuint next;
                 if (FromReader)
                 {
-                    next = hasMoreWaiters ? bits | HasParked : bits & ~HasParked;
+                    next = keepParked ? bits | HasParked : bits & ~HasParked;
                 }
                 else
                 {
                     // Release (full barrier): the writer's stores happen before
-                    // the loads of the readers it counted (they run after the
-                    // wake) and the acquire of every later reader or writer.
-                    next = (bits & ReaderBias) | (hasMoreWaiters ? HasParked : 0);
+                    // the acquire of the threads it wakes and of every later
+                    // reader or writer.
+                    next = (bits & ReaderBias) | (keepParked ? HasParked : 0);
                 }
                 nuint seen = Interlocked.CompareExchange(ref *Rw, next, bits);
                 if (seen == bits)
@@ -280,26 +324,28 @@ internal static unsafe class RWMutex
         {
             if ((bits & WriteLocked) == 0 && ((bits & HasParked) == 0 || waiter.Granted != 0))
             {
+                nuint parked = waiter.MustSetParked != 0 ? HasParked : 0;
                 // Unlocked or read-locked, nobody waiting (or a writer's
                 // unlock woke us to go in ahead of the writers still parked). With the bias on,
                 // take our slot (the writer that held the lock when the fast
                 // path looked is gone); if it is taken (a colliding thread or
                 // lock), count ourselves in the word instead.
-                if ((bits & (ReaderBias | HasParked)) == ReaderBias && Native.RWMutexTryRLockBiased(rw) != 0)
+                if ((bits & (ReaderBias | HasParked)) == ReaderBias && parked == 0 && Native.RWMutexTryRLockBiased(rw) != 0)
                 {
                     return;
                 }
                 // Acquire (full barrier): pairs with the release of the last
                 // writer's Unlock.
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits + OneReader, bits);
+                nuint seen = Interlocked.CompareExchange(ref *rw, (bits + OneReader) | parked, bits);
                 if (seen == bits)
                 {
                     return;
                 }
-                if (ReaderCount(seen) != ReaderCount(bits))
+                if (ReaderCount(seen) != ReaderCount(bits) || ReaderCount(bits) != 0)
                 {
-                    // Another reader moved the count under us: readers contend
-                    // on the word, which is what the bias is for.
+                    // Another reader moved the count under us, or our CAS
+                    // failed while other readers hold the lock: readers
+                    // contend on the word, which is what the bias is for.
                     MaybeEnableBias(rw);
                 }
                 bits = Volatile.Read(ref *rw);
@@ -317,13 +363,14 @@ internal static unsafe class RWMutex
                 continue;
             }
             waiter.Granted = 0;
+            waiter.MustSetParked = 0;
             bits = SetParkedAndWait(rw, bits, &waiter);
         }
     }
 
     /// <summary>
     /// A reader's CAS on the word lost to another reader: turns the bias on
-    /// when it is off, no writer holds or waits, and the inhibit time of the
+    /// when it is off, no writer holds it, and the inhibit time of the
     /// last revocation has passed. One attempt: a failed CAS means the word
     /// moved, and the next contended reader will try again.
     /// </summary>
@@ -331,14 +378,18 @@ internal static unsafe class RWMutex
     private static void MaybeEnableBias(nuint* rw)
     {
         nuint bits = Volatile.Read(ref *rw);
-        if ((bits & (ReaderBias | WriteLocked | HasParked)) != 0 || Native.RWMutexBiasAllowed(rw) == 0)
+        // HasParked does not matter: biased readers back out while it is
+        // set, so the bias only takes effect once the waiters have run. (On
+        // read95 requiring it clear kept the bias off for whole runs: with a
+        // write every 20 operations the bit is set much of the time.)
+        if ((bits & (ReaderBias | WriteLocked)) != 0 || Native.RWMutexBiasAllowed(rw) == 0)
         {
             return;
         }
         // Full barrier. The CAS sets the bit only on a word without
         // WriteLocked: no writer holds the lock, so no slot holds a stale
         // reader (the class invariant), and the next writer sees the bit in
-        // its CAS and revokes. Biased readers that load this value
+        // its CAS and waits for the slots. Biased readers that load this value
         // synchronize with the last writer's release through the word's
         // release sequence (every change of the word is a read-modify-write).
         Interlocked.CompareExchange(ref *rw, bits | ReaderBias, bits);
@@ -411,7 +462,9 @@ internal static unsafe class RWMutex
                 // unlock. Full barrier (acquire, and the store half of the
                 // Dekker pair with the readers' slot CAS + re-read of the
                 // word; docs/locks.md).
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked, bits);
+                // A writer woken with MustSetParked sets HasParked again for the
+                // threads still parked (WakeFilter.Finished).
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked | (waiter.MustSetParked != 0 ? HasParked : 0), bits);
                 if (seen == bits)
                 {
                     if ((bits & ReaderBias) != 0)
@@ -436,6 +489,7 @@ internal static unsafe class RWMutex
             // HasParked keeps new readers out of the table as well as out of
             // the count (they re-read the word after their slot CAS), so the
             // counted readers drain and we get in next.
+            waiter.MustSetParked = 0;
             bits = SetParkedAndWait(rw, bits, &waiter);
         }
     }
