@@ -123,6 +123,19 @@ def throughput_table(rows, by, scenario, workload):
     return "\n".join(out) + "\n"
 
 
+def wait_table(rows, by, scenario, workload):
+    peers = peers_of(rows, scenario)
+    head = "| peer | " + " | ".join(f"{t} thr" for t in THREADS) + " |"
+    out = [head, "| --- |" + " ---: |" * len(THREADS)]
+    for p in peers:
+        cells = []
+        for t in THREADS:
+            r = by.get((scenario, p, t, workload))
+            cells.append("–" if r is None else f"{r['value']:.0f}")
+        out.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def spread_table(rows, by, scenario, workload):
     peers = peers_of(rows, scenario)
     head = "| peer | " + " | ".join(f"{t} thr" for t in THREADS if t > 1) + " |"
@@ -330,6 +343,12 @@ def generate(meta, rows, by, img_rel):
                  "in parentheses ft_weave / peer.\n\n")
     parts.append(throughput_table(rows, by, "rwlock", "read95"))
     parts.append(f"\n![rwlock]({img_rel}/bench_rwlock.png)\n")
+    if any(r["scenario"] == "rwlock" and r["workload"] == "read999" for r in rows):
+        parts.append("\nThe same with 99.9% reads (one write in 1,000 operations):\n\n")
+        parts.append(throughput_table(rows, by, "rwlock", "read999"))
+    if any(r["scenario"] == "rwlock_wait" for r in rows):
+        parts.append("\nLongest writer wait in µs (worst of the repetitions), 95% reads:\n\n")
+        parts.append(wait_table(rows, by, "rwlock_wait", "read95"))
     parts.append("\n### 5. Thread create + exit\n")
     churn_rows = [r for r in rows if r["scenario"] == "churn"]
     plain = by.get(("churn", "plain create+join", 1, "-"))

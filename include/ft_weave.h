@@ -728,17 +728,35 @@ WEAVE_API int weave_recursive_mutex_lock_timed(weave_recursive_mutex_t *m, int64
 
 /* ---- RW mutex -----------------------------------------------------------
  *
- * Writer-preferring reader-writer lock in one word (CPython's _PyRWMutex):
+ * Writer-preferring reader-writer lock in one word (CPython's _PyRWMutex),
+ * with reader bias (BRAVO, Dice and Kogan, USENIX ATC 2019):
  *
  *   bits         | meaning
  *   -------------+---------------------------------------------------------
  *   bit 0        | write-locked
  *   bit 1        | has parked: a writer (or readers behind one) waits; new
  *                | readers park instead of joining the current readers
- *   bits 2..     | number of readers holding the lock
+ *   bits 2..     | number of readers holding the lock through the word
+ *   top bit      | reader bias (WEAVE_RWMUTEX_READER_BIAS): readers may
+ *                | announce themselves in a slot of the library's visible-
+ *                | readers table instead of counting themselves in the word
  *
  * For example 1 = one writer; 8 = two readers; 10 = two readers and a
- * waiting writer; 3 = a writer with readers parked behind it. */
+ * waiting writer; 3 = a writer with readers parked behind it; the same with
+ * the top bit set = bias on. Read the reader count with
+ * WEAVE_RWMUTEX_READERS(bits): it excludes the readers in the table.
+ *
+ * Bias. While the bias bit is set, rlock puts the lock's address into the
+ * caller's slot (a slot of a table indexed by a hash of the thread and the
+ * lock, so usually private to the thread) instead of writing the shared
+ * word. A writer clears the bit in the CAS that takes the write lock, then
+ * waits until no slot names the lock. A reader re-reads the word after its
+ * slot CAS, and backs out if the bit is gone. The bias is turned on by a
+ * reader (in the slow paths) whose CAS on the word lost to another reader,
+ * so a lock whose readers do not contend keeps the plain word above; and
+ * after a revocation only once an inhibit time has passed (nine times what
+ * the revocation cost), so that writer-heavy phases do not pay a revocation
+ * each time. docs/locks.md has the argument. */
 typedef struct weave_rwmutex {
   uintptr_t bits;
 } weave_rwmutex_t;
@@ -748,35 +766,124 @@ WEAVE_STATIC_ASSERT(sizeof(weave_rwmutex_t) == sizeof(uintptr_t), "weave_rwmutex
 #define WEAVE_RWMUTEX_HAS_PARKED 2
 #define WEAVE_RWMUTEX_READER_SHIFT 2
 #define WEAVE_RWMUTEX_ONE_READER ((uintptr_t)1 << WEAVE_RWMUTEX_READER_SHIFT)
+#define WEAVE_RWMUTEX_READER_BIAS ((uintptr_t)1 << (sizeof(uintptr_t) * 8 - 1))
+#define WEAVE_RWMUTEX_READERS(bits) (((bits) & ~WEAVE_RWMUTEX_READER_BIAS) >> WEAVE_RWMUTEX_READER_SHIFT)
 
 WEAVE_API void weave_rwmutex_rlock_slow(weave_rwmutex_t *rw);
 WEAVE_API int weave_rwmutex_runlock_slow(weave_rwmutex_t *rw);
 WEAVE_API void weave_rwmutex_lock_slow(weave_rwmutex_t *rw);
 WEAVE_API int weave_rwmutex_unlock_slow(weave_rwmutex_t *rw);
 
-/* Acquires a read lock; parks (detached) while a writer holds or waits. */
+/* Internal (names and layout may change with the ABI version): one slot of
+ * the visible-readers table. `lock` is the address of the rwmutex a reader
+ * holds through this slot (0 = free), `owner` that reader's
+ * weave_thread_id. A lock uses the stripe its address hashes to, a thread
+ * the slot of its id within the stripe. */
+typedef struct weave__rwmutex_slot {
+  uintptr_t lock;
+  uint64_t owner;
+} weave__rwmutex_slot_t;
+#define WEAVE__RWMUTEX_STRIPES 64
+#define WEAVE__RWMUTEX_STRIPE_SLOTS 64
+WEAVE_API weave__rwmutex_slot_t *weave__rwmutex_readers(void);
+
+static inline size_t weave__rwmutex_stripe(const weave_rwmutex_t *rw) {
+  return (size_t)(((uint64_t)(uintptr_t)rw * UINT64_C(0x9E3779B97F4A7C15)) >> 58);
+}
+
+/* Consecutive thread ids get slots on different cache lines. */
+static inline size_t weave__rwmutex_slot_index(const weave_rwmutex_t *rw, uint64_t id) {
+  size_t lane = (size_t)(id % WEAVE__RWMUTEX_STRIPE_SLOTS);
+  return weave__rwmutex_stripe(rw) * WEAVE__RWMUTEX_STRIPE_SLOTS + (lane % 16) * 4 + lane / 16;
+}
+
+static inline weave__rwmutex_slot_t *weave__rwmutex_slot(const weave_rwmutex_t *rw, uint64_t id) {
+  static weave__rwmutex_slot_t *table; /* the one table; racing first calls agree */
+  weave__rwmutex_slot_t *t = __atomic_load_n(&table, __ATOMIC_RELAXED);
+  if (__builtin_expect(t == NULL, 0)) {
+    t = weave__rwmutex_readers();
+    __atomic_store_n(&table, t, __ATOMIC_RELAXED);
+  }
+  return &t[weave__rwmutex_slot_index(rw, id)];
+}
+
+/* 1 if the caller now holds a biased read lock through `slot`. */
+static inline int weave__rwmutex_try_rlock_biased_at(weave_rwmutex_t *rw, weave__rwmutex_slot_t *slot,
+                                                     uint64_t id) {
+  uintptr_t empty = 0;
+  if (__atomic_load_n(&slot->lock, __ATOMIC_RELAXED) != 0 ||
+      !__atomic_compare_exchange_n(&slot->lock, &empty, (uintptr_t)rw, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    return 0;
+  }
+  /* Store-then-load against the writer's CAS setting write-locked (or
+   * clearing the bias) then its loads of the slots (all seq_cst): either
+   * this load sees the writer's bit, or the writer's scan sees the slot and
+   * waits for us. The load is also the acquire that pairs with the last
+   * writer's release. A waiting writer (has-parked) also sends us to the
+   * slow path, to park behind it: writers stay preferred with the bias on. */
+  if ((__atomic_load_n(&rw->bits, __ATOMIC_SEQ_CST) &
+       (WEAVE_RWMUTEX_READER_BIAS | WEAVE_RWMUTEX_HAS_PARKED | WEAVE_RWMUTEX_WRITE_LOCKED)) ==
+      WEAVE_RWMUTEX_READER_BIAS) {
+    __atomic_store_n(&slot->owner, id, __ATOMIC_RELAXED); /* read back only by this thread */
+    return 1;
+  }
+  __atomic_store_n(&slot->lock, (uintptr_t)0, __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* 1 if the caller held a biased read lock on rw through `slot` and released it. */
+static inline int weave__rwmutex_try_runlock_biased_at(weave_rwmutex_t *rw, weave__rwmutex_slot_t *slot,
+                                                       uint64_t id) {
+  /* Only the thread that took the slot stores its id there, and clears it
+   * before it frees the slot, so another thread never finds its own id. */
+  if (__atomic_load_n(&slot->lock, __ATOMIC_RELAXED) != (uintptr_t)rw ||
+      __atomic_load_n(&slot->owner, __ATOMIC_RELAXED) != id) {
+    return 0;
+  }
+  __atomic_store_n(&slot->owner, (uint64_t)0, __ATOMIC_RELAXED);
+  /* Release: the critical section's loads happen before the revoking
+   * writer's acquire load that sees the slot free. */
+  __atomic_store_n(&slot->lock, (uintptr_t)0, __ATOMIC_RELEASE);
+  return 1;
+}
+
+/* Acquires a read lock; parks (detached) while a writer holds or waits. A
+ * thread may hold several read locks on one rwmutex, but a read lock held
+ * while a writer waits blocks the next rlock (writers are preferred). */
 static inline void weave_rwmutex_rlock(weave_rwmutex_t *rw) {
   uintptr_t bits;
   if (rw != NULL) {
     bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
-    if ((bits & (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED)) == 0 &&
-        __atomic_compare_exchange_n(&rw->bits, &bits, bits + WEAVE_RWMUTEX_ONE_READER, 0, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
+    if ((bits & WEAVE_RWMUTEX_READER_BIAS) != 0) {
+      if ((bits & (WEAVE_RWMUTEX_HAS_PARKED | WEAVE_RWMUTEX_WRITE_LOCKED)) == 0) {
+        uint64_t id = weave__inline_thread_id();
+        if (weave__rwmutex_try_rlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
+          return;
+        }
+      }
+    } else if ((bits & (WEAVE_RWMUTEX_WRITE_LOCKED | WEAVE_RWMUTEX_HAS_PARKED)) == 0 &&
+               __atomic_compare_exchange_n(&rw->bits, &bits, bits + WEAVE_RWMUTEX_ONE_READER, 0, __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED)) {
       return;
     }
   }
   weave_rwmutex_rlock_slow(rw);
 }
 
-/* Releases a read lock. Returns 0, WEAVE_E_NOT_OWNER when no reader holds
- * it, WEAVE_E_INVALID for NULL. Does not block. */
+/* Releases a read lock. Returns 0, WEAVE_E_NOT_OWNER when the caller holds
+ * no biased read lock on it and no reader is counted in the word,
+ * WEAVE_E_INVALID for NULL. Does not block. */
 static inline int weave_rwmutex_runlock(weave_rwmutex_t *rw) {
-  uintptr_t bits;
+  uintptr_t bits, readers;
   if (rw != NULL) {
+    uint64_t id = weave__inline_thread_id();
+    if (weave__rwmutex_try_runlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
+      return 0;
+    }
     bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    readers = WEAVE_RWMUTEX_READERS(bits);
     /* Fast only when this is not the last reader in front of parked waiters. */
-    if ((bits >> WEAVE_RWMUTEX_READER_SHIFT) > 1 ||
-        ((bits >> WEAVE_RWMUTEX_READER_SHIFT) == 1 && (bits & WEAVE_RWMUTEX_HAS_PARKED) == 0)) {
+    if (readers > 1 || (readers == 1 && (bits & WEAVE_RWMUTEX_HAS_PARKED) == 0)) {
       if (__atomic_compare_exchange_n(&rw->bits, &bits, bits - WEAVE_RWMUTEX_ONE_READER, 0, __ATOMIC_RELEASE,
                                       __ATOMIC_RELAXED)) {
         return 0;
@@ -786,7 +893,9 @@ static inline int weave_rwmutex_runlock(weave_rwmutex_t *rw) {
   return weave_rwmutex_runlock_slow(rw);
 }
 
-/* Acquires the write lock; parks (detached) while readers or a writer hold it. */
+/* Acquires the write lock; parks (detached) while readers or a writer hold
+ * it. Revokes the reader bias if it is on (waits, yielding and then
+ * sleeping detached, for the readers in the table to leave). */
 static inline void weave_rwmutex_lock(weave_rwmutex_t *rw) {
   uintptr_t expected = 0;
   if (rw == NULL || !__atomic_compare_exchange_n(&rw->bits, &expected, (uintptr_t)WEAVE_RWMUTEX_WRITE_LOCKED, 0,
@@ -795,13 +904,18 @@ static inline void weave_rwmutex_lock(weave_rwmutex_t *rw) {
   }
 }
 
-/* Releases the write lock, waking every parked thread. Returns 0,
- * WEAVE_E_NOT_OWNER when not write-locked, WEAVE_E_INVALID for NULL. */
+/* Releases the write lock (keeping the reader bias as it is), waking the
+ * parked threads. Returns 0, WEAVE_E_NOT_OWNER when not write-locked,
+ * WEAVE_E_INVALID for NULL. */
 static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
-  uintptr_t expected = WEAVE_RWMUTEX_WRITE_LOCKED;
-  if (rw != NULL && __atomic_compare_exchange_n(&rw->bits, &expected, (uintptr_t)0, 0, __ATOMIC_RELEASE,
-                                               __ATOMIC_RELAXED)) {
-    return 0;
+  uintptr_t expected;
+  if (rw != NULL) {
+    expected = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    if ((expected & ~WEAVE_RWMUTEX_READER_BIAS) == WEAVE_RWMUTEX_WRITE_LOCKED &&
+        __atomic_compare_exchange_n(&rw->bits, &expected, expected & WEAVE_RWMUTEX_READER_BIAS, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED)) {
+      return 0;
+    }
   }
   return weave_rwmutex_unlock_slow(rw);
 }

@@ -610,6 +610,12 @@ BAD_INPUT(weave_rwmutex_runlock) { check_rw_runlock(EXPORTED(weave_rwmutex_runlo
 BAD_INPUT(weave_rwmutex_runlock_slow) { check_rw_runlock(EXPORTED(weave_rwmutex_runlock_slow)); }
 BAD_INPUT(weave_rwmutex_unlock) { check_rw_unlock(EXPORTED(weave_rwmutex_unlock)); }
 BAD_INPUT(weave_rwmutex_unlock_slow) { check_rw_unlock(EXPORTED(weave_rwmutex_unlock_slow)); }
+// No argument to get wrong: the same non-NULL table on every call, from any thread.
+BAD_INPUT(weave__rwmutex_readers) {
+  weave__rwmutex_slot_t *table = EXPORTED(weave__rwmutex_readers)();
+  CHECK(table != nullptr);
+  CHECK(EXPORTED(weave__rwmutex_readers)() == table);
+}
 
 namespace {
 void check_rw_timed(int (*f)(weave_rwmutex_t *, int64_t, int), const char *null_message, bool write) {

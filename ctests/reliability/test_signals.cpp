@@ -545,7 +545,7 @@ TEST_CASE("signals: RW mutex under a SIGUSR1 storm", "[signals][rwmutex]") {
   CHECK(writes.load() > 0);
   CHECK(a == writes.load() * 20);
   CHECK(b == a);
-  CHECK(rw.bits == 0);
+  CHECK((rw.bits & ~WEAVE_RWMUTEX_READER_BIAS) == 0);  // contending readers may have left the bias on
 }
 
 // ---- condition --------------------------------------------------------------

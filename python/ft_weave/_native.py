@@ -128,6 +128,17 @@ class weave_rwmutex_t(ctypes.Structure):
     _fields_ = [("bits", ctypes.c_size_t)]  # uintptr_t
 
 
+# ft_weave.h's RW mutex word and reader-bias table (internal layout, same
+# ABI version as the header): the top bit is the bias, readers holding the
+# lock through the table are in their slot {lock address, owner id}.
+RWMUTEX_READER_BIAS = 1 << (ctypes.sizeof(ctypes.c_size_t) * 8 - 1)
+RWMUTEX_STRIPE_SLOTS = 64
+
+
+class weave__rwmutex_slot_t(ctypes.Structure):
+    _fields_ = [("lock", ctypes.c_size_t), ("owner", ctypes.c_uint64)]
+
+
 weave_once_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
 
@@ -183,6 +194,7 @@ _PROTOTYPES = {
     "weave_rwmutex_rlock_timed": (_c_int, [_P(weave_rwmutex_t), ctypes.c_int64, _c_int]),
     "weave_rwmutex_lock_timed": (_c_int, [_P(weave_rwmutex_t), ctypes.c_int64, _c_int]),
     "unregister_wvls_destructor": (_c_int, [_c_void_p]),
+    "weave__rwmutex_readers": (_P(weave__rwmutex_slot_t), []),
 }
 
 

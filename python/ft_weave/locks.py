@@ -393,8 +393,20 @@ class RWMutex(_Primitive):
 
     @property
     def readers(self):
-        """Readers holding the lock now (a snapshot, whoever took them)."""
-        return self._s.bits >> 2
+        """Readers holding the lock now (a snapshot): those counted in the
+        word plus those holding it through the reader-bias table (committed
+        slots of the lock's stripe: they name the lock and an owner)."""
+        counted = (self._s.bits & ~_native.RWMUTEX_READER_BIAS) >> 2
+        address = ctypes.addressof(self._s)
+        stripe = ((address * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 58
+        table = _native.lib().weave__rwmutex_readers()
+        first = stripe * _native.RWMUTEX_STRIPE_SLOTS
+        biased = 0
+        for i in range(first, first + _native.RWMUTEX_STRIPE_SLOTS):
+            slot = table[i]
+            if slot.lock == address and slot.owner != 0:
+                biased += 1
+        return counted + biased
 
     @property
     def write_locked(self):

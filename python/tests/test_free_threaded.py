@@ -94,7 +94,10 @@ class TestManyThreads(unittest.TestCase):
                             time.sleep(0)
                         b = pair[1]
                         n = rw.readers
-                        if a != b or rw.write_locked or n < 1:
+                        # Not write_locked: with the reader bias on, a writer
+                        # sets that bit first and then waits for the readers
+                        # in the table (this one included) to leave.
+                        if a != b or n < 1:
                             torn.append(("reader sees", a, b, rw.write_locked, n))
                         if n > 1:
                             shared.append(n)
@@ -102,7 +105,8 @@ class TestManyThreads(unittest.TestCase):
         run_together(self, writers + readers, work)
         self.assertEqual(torn, [])
         self.assertEqual(pair[0], pair[1])
-        self.assertEqual(rw._s.bits, 0)
+        # Contending readers may have left the reader bias on (the top bit).
+        self.assertEqual(rw._s.bits & ~ft_weave._native.RWMUTEX_READER_BIAS, 0)
 
     def test_event_16_waiters_and_a_relay(self):
         start = ft_weave.Event()
@@ -238,7 +242,7 @@ class TestParallel(unittest.TestCase):
         sys.stderr.write("\n  16 threads met twice in %.3f s (%.2f s of thread CPU time) ... " % (wall, sum(cpu)))
         self.assertEqual(slots, [2] * THREADS)
         self.assertEqual(readers_seen, [THREADS] * THREADS)
-        self.assertEqual(rw._s.bits, 0)
+        self.assertEqual(rw._s.bits & ~ft_weave._native.RWMUTEX_READER_BIAS, 0)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,20 @@ int ftw_mutex_unlock_slow(struct weave_mutex *m);
 /* Mutex.UnlockWake: after the release store, _parked was non-zero. */
 void ftw_mutex_unlock_wake(struct weave_mutex *m);
 
+/* thread_id.c */
+uint64_t ftw_thread_id(void);
+uint64_t ftw_thread_id_peek(void);
+
+/* rwmutex_bias.c: the reader bias of weave_rwmutex_t (RWMutex.cs). */
+struct weave_rwmutex;
+struct weave__rwmutex_slot;
+struct weave__rwmutex_slot *ftw_rwmutex_readers(void);
+int ftw_rwmutex_try_rlock_biased(struct weave_rwmutex *rw);
+int ftw_rwmutex_try_runlock_biased(struct weave_rwmutex *rw);
+int ftw_rwmutex_wait_biased_readers(const struct weave_rwmutex *rw, int start, int spins);
+void ftw_rwmutex_revoked(const struct weave_rwmutex *rw, int64_t start_ns);
+int ftw_rwmutex_bias_allowed(const struct weave_rwmutex *rw);
+
 #pragma GCC visibility pop
 
 #endif

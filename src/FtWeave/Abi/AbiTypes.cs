@@ -60,6 +60,14 @@ internal struct weave_rwmutex_t
     public nuint bits; // uintptr_t
 }
 
+/// <summary><c>weave__rwmutex_slot_t</c>: one slot of the RW mutexes' visible-readers table (internal to the header).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct weave__rwmutex_slot_t
+{
+    public nuint @lock; // uintptr_t, offset 0
+    public ulong owner; // uint64_t, offset 8
+}
+
 /// <summary><c>typedef struct { uint32_t sequence; } weave_seqlock_t;</c></summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct weave_seqlock_t

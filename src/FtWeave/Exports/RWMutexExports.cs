@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FtWeave.Abi;
 using FtWeave.Locks;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -96,6 +97,13 @@ internal static unsafe class RWMutexExports
         }
         return RWMutex.LockTimed(rw, timeoutNs, flags);
     }
+    /// <summary>
+    /// The visible-readers table of the reader bias, for the header's inline
+    /// rlock/runlock (each translation unit calls it once and keeps the
+    /// pointer). Internal to the header: not API.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "weave__rwmutex_readers")]
+    private static weave__rwmutex_slot_t* Readers() => (weave__rwmutex_slot_t*)FtWeave.Interop.Native.RWMutexReaders();
 
     private static int RUnlockChecked(nuint* rw)
     {

@@ -50,6 +50,39 @@ internal static unsafe partial class Native
     [SuppressGCTransition]
     internal static partial int ParkingForkMode();
 
+    /// <summary>The RW mutexes' visible-readers table (src/native/rwmutex_bias.c; 64 KiB, static).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_readers")]
+    [SuppressGCTransition]
+    internal static partial void* RWMutexReaders();
+
+    /// <summary>weave_rwmutex_t reader bias (src/native/rwmutex_bias.c): 1 if the caller now holds a biased read lock.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_try_rlock_biased")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexTryRLockBiased(nuint* rw);
+
+    /// <summary>1 if the caller held a biased read lock on rw and released it.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_try_runlock_biased")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexTryRUnlockBiased(nuint* rw);
+
+    /// <summary>
+    /// Waits (at most `spins` pauses) for the slots of rw's stripe from `start` on
+    /// to stop naming rw: -1 when none does, else the slot still waited for.
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_wait_biased_readers")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexWaitBiasedReaders(nuint* rw, int start, int spins);
+
+    /// <summary>A revocation of rw's bias that started at startNs (MonotonicNow) ended: set its inhibit time.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_revoked")]
+    [SuppressGCTransition]
+    internal static partial void RWMutexRevoked(nuint* rw, long startNs);
+
+    /// <summary>1 when rw's bias may be turned on again.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_rwmutex_bias_allowed")]
+    [SuppressGCTransition]
+    internal static partial int RWMutexBiasAllowed(nuint* rw);
+
     /// <summary>The statistics stripes (32 cache lines, zeroed).</summary>
     [LibraryImport(Library, EntryPoint = "ftw_statistics_cells")]
     [SuppressGCTransition]

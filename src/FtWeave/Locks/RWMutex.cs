@@ -1,8 +1,10 @@
 using System.Runtime.CompilerServices;
 using System.Threading;
+using System;
 using FtWeave.Interop;
 using FtWeave.Parking;
 using FtWeave.Python;
+using FtWeave.Threads;
 
 namespace FtWeave.Locks;
 
@@ -21,9 +23,31 @@ namespace FtWeave.Locks;
 /// waiting writer; 3 = a writer with readers parked behind it; 2 = unlocked,
 /// parked threads just woken (a writer is about to take it). A reader never
 /// joins while HasParked is set, so a waiting writer gets in once the
-/// current readers leave. Every release that finds HasParked wakes
-/// all parked threads; they re-run their acquire loops (and re-set HasParked
-/// if they must wait again). Not fair among writers, not reentrant.
+/// current readers leave. A release that finds HasParked wakes one writer
+/// or all readers (<see cref="WakeFilter"/>); woken threads re-run their
+/// acquire loops (and re-set HasParked if they must wait again). Not fair
+/// among writers, not reentrant.
+///
+/// Reader bias (BRAVO, Dice and Kogan, USENIX ATC 2019; docs/locks.md):
+/// while the top bit (ReaderBias) is set, readers announce themselves in
+/// their slot of the visible-readers table of src/native/rwmutex_bias.c
+/// (the header's inline rlock/runlock do the same) instead of counting
+/// themselves in the word, so read-mostly locks do not bounce the word's
+/// cache line between readers. A writer sets WriteLocked with the bias
+/// left on, then waits until no slot names the lock
+/// (<see cref="WaitForBiasedReaders"/>): a biased reader re-reads the word
+/// after its slot CAS and backs out when it sees WriteLocked. The writer's
+/// unlock keeps the bias, so readers go back to their slots at once. The
+/// bias is turned off only by a writer that had to wait long for a biased
+/// reader (and then stays off for a multiple of that wait), and turned on by
+/// a reader whose CAS on the word lost to another reader
+/// (<see cref="MaybeEnableBias"/>): a lock whose readers never contend keeps
+/// the plain one-word behaviour.
+/// Invariant: whenever WriteLocked is clear, and after a writer's wait
+/// while it is set, no slot holds a committed reader of the lock unless
+/// ReaderBias is set (the writer that cleared the bit waited for them
+/// before it released WriteLocked); while WriteLocked is set and its wait is
+/// over, no slot holds one at all.
 /// </summary>
 internal static unsafe class RWMutex
 {
@@ -32,19 +56,35 @@ internal static unsafe class RWMutex
     internal const int ReaderShift = 2;
     internal const nuint OneReader = (nuint)1 << ReaderShift;
 
+    /// <summary>WEAVE_RWMUTEX_READER_BIAS: the word's top bit.</summary>
+    internal static nuint ReaderBias
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (nuint)1 << (IntPtr.Size * 8 - 1);
+    }
+
+    /// <summary>Readers counted in the word (not those in the table).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static nuint ReaderCount(nuint bits) => bits >> ReaderShift;
+    private static nuint ReaderCount(nuint bits) => (bits & ~ReaderBias) >> ReaderShift;
 
     /// <summary>The inline weave_rwmutex_rlock of ft_weave.h, for the exported copy.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void RLock(nuint* rw)
     {
         nuint bits = Volatile.Read(ref *rw);
-        // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
-        if ((bits & (WriteLocked | HasParked)) != 0 || Interlocked.CompareExchange(ref *rw, bits + OneReader, bits) != bits)
+        if ((bits & ReaderBias) != 0)
         {
-            RLockSlow(rw);
+            if ((bits & (HasParked | WriteLocked)) == 0 && Native.RWMutexTryRLockBiased(rw) != 0)
+            {
+                return;
+            }
         }
+        // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
+        else if ((bits & (WriteLocked | HasParked)) == 0 && Interlocked.CompareExchange(ref *rw, bits + OneReader, bits) == bits)
+        {
+            return;
+        }
+        RLockSlow(rw);
     }
 
     /// <summary>The inline weave_rwmutex_lock of ft_weave.h, for the exported copy.</summary>
@@ -59,58 +99,418 @@ internal static unsafe class RWMutex
     }
 
     /// <summary>
-    /// Sets HasParked (if needed) and parks until a release wakes us. Returns
-    /// the word to retry with: the value that beat our CAS, or a fresh read.
+    /// A parked thread's park argument (on its own stack: it outlives the
+    /// park, and the waker touches it only under the bucket lock while the
+    /// thread is still queued).
     /// </summary>
-    private static nuint SetParkedAndWait(nuint* rw, nuint bits)
+    private struct Waiter
+    {
+        /// <summary>1 for a writer, 0 for a reader.</summary>
+        internal int IsWriter;
+
+        /// <summary>
+        /// Set by a writer's unlock for a reader it wakes: the reader may then
+        /// join the readers although HasParked is set (writers still parked
+        /// behind it). Written under the bucket lock while we are queued,
+        /// read after Park returns: the parker's wake/sleep hand-over orders
+        /// it.
+        /// </summary>
+        internal int Granted;
+
+        /// <summary>
+        /// Set by the waker for the first thread it wakes when threads stay
+        /// parked: the waker cleared HasParked (so that readers are not held
+        /// off while this thread wakes up), and this thread sets it again in
+        /// its next CAS on the word (the acquire, or the announce before it
+        /// parks again), so that the release after it wakes the rest.
+        /// </summary>
+        internal int MustSetParked;
+    }
+
+    /// <summary>
+    /// How long an acquire may wait, and how: the timeout and WEAVE_LOCK_*
+    /// flags of the timed exports, or (the plain rlock/lock) forever,
+    /// detached as CPython's _PyRWMutex, retrying after signals.
+    /// </summary>
+    private readonly struct WaitLimits
+    {
+        /// <summary>-1: forever; 0: do not wait (try); else the timeout given.</summary>
+        internal readonly long TimeoutNs;
+        private readonly long _deadline;
+        internal readonly int Flags;
+
+        internal WaitLimits(long timeoutNs, int flags)
+        {
+            TimeoutNs = timeoutNs;
+            _deadline = timeoutNs > 0 ? Futex.MonotonicNow() + timeoutNs : -1;
+            Flags = flags;
+        }
+
+        internal static WaitLimits Forever => new(-1, LockFlags.Detach);
+
+        internal bool Detach => (Flags & LockFlags.Detach) != 0;
+
+        /// <summary>Nanoseconds left: -1 forever, 0 when the time is up.</summary>
+        internal long Remaining()
+        {
+            if (TimeoutNs <= 0)
+            {
+                return TimeoutNs;
+            }
+            long left = _deadline - Futex.MonotonicNow();
+            return left > 0 ? left : 0;
+        }
+
+        /// <summary>
+        /// After a wait cut short by a signal: true when the acquire must give
+        /// up (WEAVE_LOCK_FAIL_IF_INTERRUPTED, or a Python handler raised);
+        /// the plain acquires retry. The caller must be attached (not
+        /// between ThreadDetach.BeforeSleep and AfterSleep).
+        /// </summary>
+        internal bool GiveUpOnSignal()
+        {
+            return (Flags & LockFlags.FailIfInterrupted) != 0 ||
+                   ((Flags & LockFlags.HandleSignals) != 0 && !CPythonRuntime.RunPendingCalls());
+        }
+    }
+
+    /// <summary>
+    /// Announces us (sets HasParked if needed) and parks until a release
+    /// wakes us, the time is up or a signal comes. Returns -1 to retry with
+    /// `bits` (updated: the value that beat our CAS, or a fresh read), or a
+    /// final LockStatus when the acquire must give up.
+    /// </summary>
+    private static int ParkOnce(nuint* rw, ref nuint bits, Waiter* waiter, in WaitLimits limits, long left, ref bool announced)
     {
         if ((bits & HasParked) == 0)
         {
-            nuint announced = bits | HasParked;
-            // Full barrier: the releasing thread's exchange/CAS reads this bit
-            // and then unparks. On failure, retry with what we saw.
-            nuint seen = Interlocked.CompareExchange(ref *rw, announced, bits);
+            nuint withParked = bits | HasParked;
+            // Full barrier: the releasing thread's CAS reads this bit and
+            // then wakes. On failure, retry with what we saw (a duty to set
+            // HasParked, MustSetParked, is still ours then).
+            nuint seen = Interlocked.CompareExchange(ref *rw, withParked, bits);
             if (seen != bits)
             {
-                return seen;
+                bits = seen;
+                return -1;
             }
-            bits = announced;
+            bits = withParked;
         }
-        // Sleeps only while the word is still `bits`: a release that changed
-        // it before we queued makes this return AGAIN. Detached, as CPython.
-        ParkingLot.Park(rw, &bits, sizeof(nuint), -1, null, detach: true);
-        return Volatile.Read(ref *rw);
+        // HasParked is set: a MustSetParked duty from an earlier wake is met.
+        // The waker writes these fields only while we are queued.
+        waiter->Granted = 0;
+        waiter->MustSetParked = 0;
+        announced = true;
+        // Sleeps only while the word is still `bits` (compared under the
+        // bucket lock): a release that changed it before we queued makes
+        // this return Again, and a waker's WakeFilter updates the word under
+        // that same lock.
+        nuint expected = bits;
+        int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), left, waiter, limits.Detach);
+        bits = Volatile.Read(ref *rw);
+        if (parked == ParkResult.Interrupted && limits.GiveUpOnSignal())
+        {
+            return GiveUp(rw, owesWake: true, LockStatus.Interrupted);
+        }
+        // Woken, Again, or Timeout (the caller looks at the word once more
+        // and then finds no time left).
+        return -1;
     }
 
+    /// <summary>
+    /// An acquire that gives up (timeout, signal) after it announced itself,
+    /// or while it owes the MustSetParked duty of a wake, cannot simply
+    /// leave: it may have set HasParked for itself alone (and HasParked on a
+    /// free lock makes new readers park with no release coming to wake
+    /// them), or it was to set HasParked again for the threads still parked.
+    /// So it clears HasParked and wakes every parked thread, as a release
+    /// does; those still waiting re-announce themselves. Rare, so a plain
+    /// wake-all rather than the release's policy.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void RLockSlow(nuint* rw)
+    private static int GiveUp(nuint* rw, bool owesWake, int status)
     {
-        nuint bits = Volatile.Read(ref *rw);
-        while (true)
+        if (!owesWake)
         {
-            if ((bits & WriteLocked) != 0)
-            {
-                // A writer holds it.
-                bits = SetParkedAndWait(rw, bits);
-                continue;
-            }
-            if ((bits & HasParked) != 0)
-            {
-                // Readers hold it (or just left) but a writer waits: do not
-                // starve it; wait for it to run and wake us.
-                bits = SetParkedAndWait(rw, bits);
-                continue;
-            }
-            // Unlocked or read-locked, nobody waiting: join the readers.
-            // Acquire (full barrier): pairs with the release of the last
-            // writer's Unlock.
-            nuint seen = Interlocked.CompareExchange(ref *rw, bits + OneReader, bits);
+            return status;
+        }
+        nuint bits = Volatile.Read(ref *rw);
+        while ((bits & HasParked) != 0)
+        {
+            // Full barrier: every parked thread is woken below, after the
+            // bit is gone, and re-announces itself if it still has to wait,
+            // so clearing it loses nobody.
+            nuint seen = Interlocked.CompareExchange(ref *rw, bits & ~HasParked, bits);
             if (seen == bits)
             {
-                return;
+                break;
             }
             bits = seen;
         }
+        ParkingLot.UnparkAll(rw);
+        return status;
+    }
+
+    /// <summary>
+    /// Who a release wakes: parking_lot's policy (one writer, or all
+    /// readers) instead of waking every parked thread to race for the word
+    /// again. Runs under the bucket lock, so that its update of the word and
+    /// the parking threads' validation (which compares the word under the
+    /// same lock) are one step: a thread that set HasParked and is about to
+    /// queue either is seen here, or sees our new word and retries.
+    ///
+    /// A writer's unlock (we still hold WriteLocked): walking the queue in
+    /// order, a writer at the head is woken alone; otherwise every parked
+    /// reader is woken with a pass (Granted: it may join the current readers
+    /// once even though HasParked is set, as the writers stay parked behind
+    /// it). Finished then clears WriteLocked and keeps HasParked exactly
+    /// when waiters stay parked, in one CAS loop (only flag bits can change
+    /// under us: we hold the lock). The readers are not counted in the word
+    /// on their behalf (parking_lot's hand-off): measured here, a read lock
+    /// handed to a thread that is still waking up held every other thread
+    /// for its whole wake-up (read95 at 8 and 16 threads fell to 2.2 and
+    /// 0.3 M ops/s).
+    ///
+    /// The last counted reader leaving with HasParked (FromReader): the
+    /// first parked writer is woken alone (the readers parked behind it;
+    /// waking them would only park them again behind HasParked), and
+    /// HasParked stays set until that writer has run. With no writer parked,
+    /// a second pass (WakeAll) wakes everyone and clears HasParked.
+    /// </summary>
+    private struct WakeFilter : IUnparkFilterCallback
+    {
+        internal nuint* Rw;
+        internal bool FromReader;
+        internal bool WakeAll;
+        internal int Readers;
+        internal bool WriterWoken;
+        internal Waiter* FirstWoken;
+
+        public FilterOp Filter(void* parkArg)
+        {
+            Waiter* w = (Waiter*)parkArg;
+            if (WakeAll)
+            {
+                return Woken(w);
+            }
+            if (WriterWoken)
+            {
+                return FilterOp.Stop;
+            }
+            if (w == null || w->IsWriter != 0)
+            {
+                // A writer (or a weave_park on the lock's address: woken as
+                // one, it re-checks whatever it waits for).
+                if (Readers > 0)
+                {
+                    return FilterOp.Skip;
+                }
+                WriterWoken = true;
+                return Woken(w);
+            }
+            if (FromReader)
+            {
+                return FilterOp.Skip;
+            }
+            w->Granted = 1;
+            Readers++;
+            return Woken(w);
+        }
+
+        private FilterOp Woken(Waiter* w)
+        {
+            if (FirstWoken == null && w != null)
+            {
+                w->MustSetParked = 0;
+                FirstWoken = w;
+            }
+            return FilterOp.Unpark;
+        }
+
+        public void Finished(int woken, bool hasMoreWaiters)
+        {
+            if (FromReader && !WriterWoken && !WakeAll)
+            {
+                return; // no writer parked: WakeParked's second pass
+            }
+            // Threads stay parked: HasParked must come back before the next
+            // release. Either we keep it, or (the usual case) the first thread
+            // we wake sets it again in its next CAS on the word, and meanwhile
+            // readers are not held off while that thread wakes up (tens of
+            // microseconds on 2 cores; keeping the bit measured a convoy).
+            // Whoever releases before that CAS finds no HasParked and wakes
+            // nobody, which is fine: the woken thread is awake, will CAS the
+            // word (acquiring, or announcing itself before parking again), and
+            // the release after that wakes the rest.
+            bool keepParked = hasMoreWaiters && FirstWoken == null;
+            if (FromReader && WriterWoken)
+            {
+                // The last reader woke the writer the readers parked behind:
+                // HasParked stays set whatever else is parked, so that new
+                // readers (spinning ones included) keep out until that writer
+                // has had its turn (CPython's rule; the rwlock port test
+                // checks it). The writer keeps the bit in its acquire CAS and
+                // its unlock clears it.
+                keepParked = true;
+            }
+            else if (hasMoreWaiters && FirstWoken != null)
+            {
+                FirstWoken->MustSetParked = 1; // read after its wake (parker hand-over)
+            }
+            nuint bits = Volatile.Read(ref *Rw);
+            while (true)
+            {
+                nuint next;
+                if (FromReader)
+                {
+                    next = keepParked ? bits | HasParked : bits & ~HasParked;
+                }
+                else
+                {
+                    // Release (full barrier): the writer's stores happen before
+                    // the acquire of the threads it wakes and of every later
+                    // reader or writer.
+                    next = (bits & ReaderBias) | (keepParked ? HasParked : 0);
+                }
+                nuint seen = Interlocked.CompareExchange(ref *Rw, next, bits);
+                if (seen == bits)
+                {
+                    return;
+                }
+                bits = seen;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Wakes the parked threads of rw as <see cref="WakeFilter"/> says. From a
+    /// writer's unlock this also releases the write lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void WakeParked(nuint* rw, bool fromReader)
+    {
+        var filter = new WakeFilter { Rw = rw, FromReader = fromReader };
+        ParkingLot.UnparkFilter(rw, ref filter);
+        if (fromReader && !filter.WriterWoken)
+        {
+            // No writer parked, perhaps readers: wake them all and clear
+            // HasParked (nothing is left to prefer).
+            var all = new WakeFilter { Rw = rw, FromReader = true, WakeAll = true };
+            ParkingLot.UnparkFilter(rw, ref all);
+        }
+    }
+
+    /// <summary>
+    /// How many times a reader that finds a writer in (or waiting) re-reads
+    /// the word, with a short pause between (Thread.SpinWait(1), normalized
+    /// by the runtime to a few tens of nanoseconds), before it parks. A write
+    /// critical section is usually short: on 2 cores a park costs a futex
+    /// sleep and a wake-up of tens of microseconds, this spin at most a few
+    /// microseconds (docs/locks.md, "Reader bias (BRAVO)", has the figures).
+    /// </summary>
+    private const int ReaderSpins = 100;
+
+    /// <summary>The same for a writer that finds the lock held.</summary>
+    private const int WriterSpins = 100;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static void RLockSlow(nuint* rw) => RLockWait(rw, WaitLimits.Forever);
+
+    /// <summary>
+    /// weave_rwmutex_rlock_timed: the read acquire with a timeout and the
+    /// WEAVE_LOCK_* flags of weave_mutex_lock_timed (validated by the caller).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int RLockTimed(nuint* rw, long timeoutNs, int flags) => RLockWait(rw, new WaitLimits(timeoutNs, flags));
+
+    private static int RLockWait(nuint* rw, in WaitLimits limits)
+    {
+        nuint bits = Volatile.Read(ref *rw);
+        // A try (timeout 0) looks once and does not spin.
+        int spins = limits.TimeoutNs == 0 ? ReaderSpins : 0;
+        Waiter waiter = default;
+        bool announced = false;
+        while (true)
+        {
+            if ((bits & WriteLocked) == 0 && ((bits & HasParked) == 0 || waiter.Granted != 0))
+            {
+                nuint parked = waiter.MustSetParked != 0 ? HasParked : 0;
+                // Unlocked or read-locked, nobody waiting (or a writer's
+                // unlock woke us to go in ahead of the writers still
+                // parked). With the bias on, take our slot (the writer that
+                // held the lock when the fast path looked is gone); if it is
+                // taken (a colliding thread or lock), count ourselves in the
+                // word instead. A MustSetParked duty needs the word's CAS.
+                if ((bits & (ReaderBias | HasParked)) == ReaderBias && parked == 0 && Native.RWMutexTryRLockBiased(rw) != 0)
+                {
+                    return LockStatus.Acquired;
+                }
+                // Acquire (full barrier): pairs with the release of the last
+                // writer's Unlock.
+                nuint seen = Interlocked.CompareExchange(ref *rw, (bits + OneReader) | parked, bits);
+                if (seen == bits)
+                {
+                    return LockStatus.Acquired;
+                }
+                if (ReaderCount(seen) != ReaderCount(bits) || ReaderCount(bits) != 0)
+                {
+                    // Another reader moved the count under us, or our CAS
+                    // failed while other readers hold the lock: readers
+                    // contend on the word, which is what the bias is for.
+                    MaybeEnableBias(rw);
+                }
+                bits = Volatile.Read(ref *rw);
+                continue;
+            }
+            if (spins < ReaderSpins)
+            {
+                // A writer holds the lock, or waits for it (then we must not
+                // join the current readers: writers are preferred). Either
+                // way it is usually out within a few hundred nanoseconds:
+                // look again before paying for a park.
+                SpinWaits.Pause(1);
+                spins++;
+                bits = Volatile.Read(ref *rw);
+                continue;
+            }
+            long left = limits.Remaining();
+            if (left == 0)
+            {
+                return GiveUp(rw, announced || waiter.MustSetParked != 0, LockStatus.Failure);
+            }
+            int status = ParkOnce(rw, ref bits, &waiter, limits, left, ref announced);
+            if (status >= 0)
+            {
+                return status;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A reader's CAS on the word lost to another reader: turns the bias on
+    /// when it is off, no writer holds it, and the inhibit time of the
+    /// last revocation has passed. One attempt: a failed CAS means the word
+    /// moved, and the next contended reader will try again.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void MaybeEnableBias(nuint* rw)
+    {
+        nuint bits = Volatile.Read(ref *rw);
+        // HasParked does not matter: biased readers back out while it is
+        // set, so the bias only takes effect once the waiters have run. (On
+        // read95 requiring it clear kept the bias off for whole runs: with a
+        // write every 20 operations the bit is set much of the time.)
+        if ((bits & (ReaderBias | WriteLocked)) != 0 || Native.RWMutexBiasAllowed(rw) == 0)
+        {
+            return;
+        }
+        // Full barrier. The CAS sets the bit only on a word without
+        // WriteLocked: no writer holds the lock, so no slot holds a stale
+        // reader (the class invariant), and the next writer sees the bit in
+        // its CAS and waits for the slots. Biased readers that load this value
+        // synchronize with the last writer's release through the word's
+        // release sequence (every change of the word is a read-modify-write).
+        Interlocked.CompareExchange(ref *rw, bits | ReaderBias, bits);
     }
 
     /// <summary>
@@ -120,6 +520,14 @@ internal static unsafe class RWMutex
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int RUnlock(nuint* rw)
     {
+        // A biased read lock of the caller first: its slot names rw and holds
+        // its thread id (a reader of another thread in a colliding slot does
+        // not count). Checked whether or not the bias is still on: a revoking
+        // writer may be waiting for exactly this slot.
+        if (Native.RWMutexTryRUnlockBiased(rw) != 0)
+        {
+            return 0;
+        }
         nuint bits = Volatile.Read(ref *rw);
         while (true)
         {
@@ -135,41 +543,208 @@ internal static unsafe class RWMutex
             nuint seen = Interlocked.CompareExchange(ref *rw, next, bits);
             if (seen != bits)
             {
-                bits = seen;
+                if (ReaderCount(seen) != ReaderCount(bits))
+                {
+                    MaybeEnableBias(rw); // readers contend on the word
+                }
+                bits = Volatile.Read(ref *rw);
                 continue;
             }
             if (ReaderCount(next) == 0 && (next & HasParked) != 0)
             {
-                // Last reader out in front of a parked writer: wake everyone
-                // (HasParked stays set so that new readers keep out until the
-                // writer has had its turn).
-                ParkingLot.UnparkAll(rw);
+                // Last reader out in front of a parked writer: wake it
+                // (HasParked stays set while others stay parked, so that new
+                // readers keep out until the writer has had its turn).
+                WakeParked(rw, fromReader: true);
             }
             return 0;
         }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void LockSlow(nuint* rw)
+    internal static void LockSlow(nuint* rw) => LockWait(rw, WaitLimits.Forever);
+
+    /// <summary>weave_rwmutex_lock_timed: the write acquire with a timeout and flags.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int LockTimed(nuint* rw, long timeoutNs, int flags) => LockWait(rw, new WaitLimits(timeoutNs, flags));
+
+    private static int LockWait(nuint* rw, in WaitLimits limits)
     {
         nuint bits = Volatile.Read(ref *rw);
+        int spins = limits.TimeoutNs == 0 ? WriterSpins : 0;
+        Waiter waiter = default;
+        waiter.IsWriter = 1;
+        bool announced = false;
         while (true)
         {
-            if ((bits & ~HasParked) == 0)
+            if ((bits & ~(HasParked | ReaderBias)) == 0)
             {
-                // No readers, no writer: take it, keeping HasParked for the
-                // threads still parked (our Unlock will wake them).
-                // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked, bits);
+                // No counted readers, no writer: take it, keeping HasParked
+                // for the threads still parked (our Unlock will wake them) and
+                // ReaderBias as it is: from here on a biased reader that
+                // re-reads the word sees WriteLocked and backs out of its
+                // slot, and the bias is back on for readers the moment we
+                // unlock. Full barrier (acquire, and the store half of the
+                // Dekker pair with the readers' slot CAS + re-read of the
+                // word; docs/locks.md). A writer woken with MustSetParked
+                // sets HasParked again for the threads still parked
+                // (WakeFilter.Finished).
+                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked | (waiter.MustSetParked != 0 ? HasParked : 0), bits);
                 if (seen == bits)
                 {
-                    return;
+                    if ((bits & ReaderBias) != 0)
+                    {
+                        return WaitForBiasedReaders(rw, limits);
+                    }
+                    return LockStatus.Acquired;
                 }
                 bits = seen;
                 continue;
             }
-            bits = SetParkedAndWait(rw, bits);
+            if (spins < WriterSpins)
+            {
+                // Counted readers or a writer hold it: usually for a short
+                // critical section. Look again before setting HasParked
+                // (which also holds off new readers) and parking.
+                SpinWaits.Pause(1);
+                spins++;
+                bits = Volatile.Read(ref *rw);
+                continue;
+            }
+            long left = limits.Remaining();
+            if (left == 0)
+            {
+                return GiveUp(rw, announced || waiter.MustSetParked != 0, LockStatus.Failure);
+            }
+            // HasParked keeps new readers out of the table as well as out of
+            // the count (they re-read the word after their slot CAS), so the
+            // counted readers drain and we get in next.
+            int status = ParkOnce(rw, ref bits, &waiter, limits, left, ref announced);
+            if (status >= 0)
+            {
+                return status;
+            }
         }
+    }
+
+    /// <summary>Pauses spent on the stripe before the writer starts yielding.</summary>
+    private const int RevokeSpins = 512;
+
+    /// <summary>
+    /// Called holding WriteLocked, the bias having been on when we took it:
+    /// waits until no slot of the visible-readers table names rw (the readers
+    /// that got in before our CAS leave; no new one can commit). The usual
+    /// case is one pass over the lock's stripe (16 cache lines) with at most
+    /// a short spin on a reader in its critical section, and the bias stays
+    /// on. A reader that takes longer (preempted, or a long read section)
+    /// makes us yield, and then turn the bias off and sleep (detached unless
+    /// the caller said otherwise: the reader may need the Python thread
+    /// state we hold to finish); the bias then stays off for a multiple of
+    /// what this wait cost, so that long readers and writers settle on the
+    /// plain word. Returns Acquired, or (time up, signal) gives the write
+    /// lock back and returns the failure.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int WaitForBiasedReaders(nuint* rw, in WaitLimits limits)
+    {
+        int at = Native.RWMutexWaitBiasedReaders(rw, 0, RevokeSpins);
+        if (at < 0)
+        {
+            return LockStatus.Acquired;
+        }
+        return WaitForSlowReaders(rw, at, limits);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int WaitForSlowReaders(nuint* rw, int at, in WaitLimits limits)
+    {
+        long start = Futex.MonotonicNow();
+        int round = 0;
+        bool revoked = false;
+        bool detached = false;
+        nint token = 0;
+        long sleepNs = 10_000;
+        int status = LockStatus.Acquired;
+        while ((at = Native.RWMutexWaitBiasedReaders(rw, at, 16)) >= 0)
+        {
+            long left = limits.Remaining();
+            if (left == 0)
+            {
+                status = LockStatus.Failure;
+                break;
+            }
+            if (round < 64)
+            {
+                SpinWaits.Yield();
+            }
+            else
+            {
+                if (!revoked)
+                {
+                    // Turn the bias off (we hold WriteLocked, so no reader
+                    // commits through the table meanwhile whatever the bit
+                    // says). Full barrier, in a loop: parked threads may set
+                    // HasParked under us.
+                    nuint bits = Volatile.Read(ref *rw);
+                    nuint seen;
+                    while ((seen = Interlocked.CompareExchange(ref *rw, bits & ~ReaderBias, bits)) != bits)
+                    {
+                        bits = seen;
+                    }
+                    revoked = true;
+                }
+                if (!detached && limits.Detach)
+                {
+                    token = ThreadDetach.BeforeSleep();
+                    detached = true;
+                }
+                long wakeAt = Futex.MonotonicNow() + (left > 0 ? Math.Min(sleepNs, left) : sleepNs);
+                int never = 0; // a private word nobody wakes: a timed sleep
+                if (Futex.Wait(&never, 0, wakeAt) == Futex.EINTR && (limits.Flags & (LockFlags.HandleSignals | LockFlags.FailIfInterrupted)) != 0)
+                {
+                    if (detached)
+                    {
+                        ThreadDetach.AfterSleep(token); // Python's handlers need the thread state
+                        detached = false;
+                    }
+                    if (limits.GiveUpOnSignal())
+                    {
+                        status = LockStatus.Interrupted;
+                        break;
+                    }
+                }
+                sleepNs = Math.Min(sleepNs * 2, 1_000_000);
+            }
+            round++;
+        }
+        if (detached)
+        {
+            ThreadDetach.AfterSleep(token);
+        }
+        if (status != LockStatus.Acquired)
+        {
+            if (revoked)
+            {
+                // Readers we did not wait for may still sit in their slots:
+                // the bias must be on when WriteLocked goes (the class
+                // invariant), so the next writer waits for them too. Full
+                // barrier; we hold WriteLocked, so only flag bits move.
+                nuint bits = Volatile.Read(ref *rw);
+                nuint seen;
+                while ((seen = Interlocked.CompareExchange(ref *rw, bits | ReaderBias, bits)) != bits)
+                {
+                    bits = seen;
+                }
+            }
+            // Give the write lock back, waking the parked as a release does.
+            Unlock(rw);
+            return status;
+        }
+        if (revoked)
+        {
+            Native.RWMutexRevoked(rw, start);
+        }
+        return LockStatus.Acquired;
     }
 
     /// <summary>
@@ -188,182 +763,27 @@ internal static unsafe class RWMutex
             {
                 return Abi.ErrorCodes.WEAVE_E_NOT_OWNER;
             }
+            if ((bits & HasParked) != 0)
+            {
+                // Threads are parked: wake one writer or all readers, and
+                // release the lock under the bucket lock with the word that
+                // goes with the choice (WakeFilter.Finished).
+                WakeParked(rw, fromReader: false);
+                return 0;
+            }
             // Release (full barrier): the writer's stores happen before the
-            // acquire of the next reader or writer. Clearing HasParked is
-            // fine: every parked thread is woken below and re-announces itself
-            // if it has to wait again.
-            nuint seen = Interlocked.CompareExchange(ref *rw, 0, bits);
+            // acquire of the next reader or writer (a biased reader's re-read
+            // of the word included). Clearing HasParked is fine: every parked
+            // thread is woken below and re-announces itself if it has to wait
+            // again. ReaderBias stays as it is: readers go back to their slots
+            // at once.
+            nuint seen = Interlocked.CompareExchange(ref *rw, bits & ReaderBias, bits);
             if (seen != bits)
             {
                 bits = seen;
                 continue;
             }
-            if ((bits & HasParked) != 0)
-            {
-                ParkingLot.UnparkAll(rw);
-            }
             return 0;
-        }
-    }
-
-    /// <summary>
-    /// weave_rwmutex_rlock_timed: RLockSlow with a timeout and the
-    /// WEAVE_LOCK_* flags of weave_mutex_lock_timed (validated by the caller).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static int RLockTimed(nuint* rw, long timeoutNs, int flags)
-    {
-        var waiter = new TimedWait(timeoutNs, flags);
-        nuint bits = Volatile.Read(ref *rw);
-        while (true)
-        {
-            if ((bits & (WriteLocked | HasParked)) == 0)
-            {
-                // Acquire (full barrier): pairs with the release of the last
-                // writer's Unlock.
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits + OneReader, bits);
-                if (seen == bits)
-                {
-                    return LockStatus.Acquired;
-                }
-                bits = seen;
-                continue;
-            }
-            int status = waiter.Wait(rw, ref bits);
-            if (status >= 0)
-            {
-                return status;
-            }
-        }
-    }
-
-    /// <summary>weave_rwmutex_lock_timed: LockSlow with a timeout and flags.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static int LockTimed(nuint* rw, long timeoutNs, int flags)
-    {
-        var waiter = new TimedWait(timeoutNs, flags);
-        nuint bits = Volatile.Read(ref *rw);
-        while (true)
-        {
-            if ((bits & ~HasParked) == 0)
-            {
-                // Acquire (full barrier): pairs with the release in Unlock/RUnlock.
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits | WriteLocked, bits);
-                if (seen == bits)
-                {
-                    return LockStatus.Acquired;
-                }
-                bits = seen;
-                continue;
-            }
-            int status = waiter.Wait(rw, ref bits);
-            if (status >= 0)
-            {
-                return status;
-            }
-        }
-    }
-
-    /// <summary>
-    /// The waiting half of the timed acquires. A waiter that gives up
-    /// (timeout, signal) after it announced itself cannot simply leave: it may
-    /// have set HasParked for itself alone, and HasParked makes new readers
-    /// park and keeps the last reader's RUnlock from being the one that lets
-    /// them in (it wakes the parked threads, which see HasParked again and
-    /// park again: stranded). So it clears HasParked and wakes every parked
-    /// thread, as Unlock does; those still waiting re-announce themselves.
-    /// </summary>
-    private struct TimedWait
-    {
-        private long _timeoutNs;
-        private readonly long _deadline;
-        private readonly int _flags;
-        private bool _announced;
-
-        internal TimedWait(long timeoutNs, int flags)
-        {
-            _timeoutNs = timeoutNs;
-            _deadline = timeoutNs > 0 ? Futex.MonotonicNow() + timeoutNs : -1;
-            _flags = flags;
-            _announced = false;
-        }
-
-        /// <summary>
-        /// Waits once. Returns -1 to retry with `bits` (updated), or a final
-        /// LockStatus (Failure, Interrupted).
-        /// </summary>
-        internal int Wait(nuint* rw, ref nuint bits)
-        {
-            long parkTimeout = _timeoutNs;
-            if (_timeoutNs == 0)
-            {
-                return GiveUp(rw, LockStatus.Failure);
-            }
-            if (_timeoutNs > 0)
-            {
-                parkTimeout = _deadline - Futex.MonotonicNow();
-                if (parkTimeout <= 0)
-                {
-                    // One more look at the word, then fail.
-                    _timeoutNs = 0;
-                    bits = Volatile.Read(ref *rw);
-                    return -1;
-                }
-            }
-            if ((bits & HasParked) == 0)
-            {
-                nuint announced = bits | HasParked;
-                // Full barrier: the releasing thread's CAS reads this bit and
-                // then unparks. On failure, retry with what we saw.
-                nuint seen = Interlocked.CompareExchange(ref *rw, announced, bits);
-                if (seen != bits)
-                {
-                    bits = seen;
-                    return -1;
-                }
-                bits = announced;
-            }
-            _announced = true;
-            nuint expected = bits;
-            int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), parkTimeout, null,
-                                         detach: (_flags & LockFlags.Detach) != 0);
-            if (parked == ParkResult.Interrupted)
-            {
-                if ((_flags & LockFlags.FailIfInterrupted) != 0 ||
-                    ((_flags & LockFlags.HandleSignals) != 0 && !CPythonRuntime.RunPendingCalls()))
-                {
-                    return GiveUp(rw, LockStatus.Interrupted);
-                }
-            }
-            else if (parked == ParkResult.Timeout)
-            {
-                _timeoutNs = 0; // one more attempt to take it, then fail
-            }
-            bits = Volatile.Read(ref *rw);
-            return -1;
-        }
-
-        private readonly int GiveUp(nuint* rw, int status)
-        {
-            if (!_announced)
-            {
-                return status;
-            }
-            nuint bits = Volatile.Read(ref *rw);
-            while ((bits & HasParked) != 0)
-            {
-                // Release/acquire (full barrier) as in Unlock: every parked
-                // thread is woken below and re-announces itself if it still
-                // has to wait, so clearing the bit loses nobody.
-                nuint seen = Interlocked.CompareExchange(ref *rw, bits & ~HasParked, bits);
-                if (seen == bits)
-                {
-                    ParkingLot.UnparkAll(rw);
-                    break;
-                }
-                bits = seen;
-            }
-            return status;
         }
     }
 }

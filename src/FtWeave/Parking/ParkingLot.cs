@@ -49,6 +49,31 @@ internal interface IParkCallback
     void BeforeSleep();
 }
 
+/// <summary>What <see cref="ParkingLot.UnparkFilter{TCallback}"/> does with one waiter.</summary>
+internal enum FilterOp
+{
+    /// <summary>Wake it.</summary>
+    Unpark,
+    /// <summary>Leave it parked and look at the next one.</summary>
+    Skip,
+    /// <summary>Leave it and every later waiter parked.</summary>
+    Stop,
+}
+
+/// <summary>
+/// Callbacks of <see cref="ParkingLot.UnparkFilter{TCallback}"/> (parking_lot_core's
+/// unpark_filter); both run under the bucket lock. Same obligations as
+/// <see cref="IUnparkCallback"/>.
+/// </summary>
+internal unsafe interface IUnparkFilterCallback
+{
+    /// <summary>Decides for one waiter (in queue order) from its park argument.</summary>
+    FilterOp Filter(void* parkArg);
+
+    /// <summary>After the walk, before any wake: how many will be woken, and whether waiters stay parked.</summary>
+    void Finished(int woken, bool hasMoreWaiters);
+}
+
 /// <summary>What <see cref="ParkingLot.UnparkRequeue{TCallback}"/> does with the waiters of <c>from</c>.</summary>
 internal enum RequeueOp
 {
@@ -561,6 +586,57 @@ internal static unsafe class ParkingLot
             }
             e = next;
         }
+        WordLock.Unlock(&bucket->Lock);
+        WakeChain(toWake);
+        return count;
+    }
+
+    /// <summary>
+    /// Wakes the waiters on address that the callback picks, walking them in
+    /// queue (FIFO) order under the bucket lock, and tells it the outcome
+    /// before releasing the lock, so that it can publish the lock word that
+    /// goes with it (how an RW lock wakes one writer or all readers). Returns
+    /// how many were woken.
+    /// </summary>
+    internal static int UnparkFilter<TCallback>(void* address, ref TCallback callback)
+        where TCallback : struct, IUnparkFilterCallback
+    {
+        nuint key = (nuint)address;
+        WaitEntry* toWake = null;
+        WaitEntry** tail = &toWake;
+        int count = 0;
+        bool hasMore = false;
+        // Locked in the current table (LockBucket re-checks after a growth).
+        Bucket* bucket = LockBucket(key);
+        WaitEntry* e = bucket->Head;
+        while (e != null)
+        {
+            WaitEntry* next = e->Next;
+            if (e->Address == key)
+            {
+                FilterOp op = callback.Filter(e->ParkArg);
+                if (op == FilterOp.Stop)
+                {
+                    hasMore = true;
+                    break;
+                }
+                if (op == FilterOp.Skip)
+                {
+                    hasMore = true;
+                }
+                else
+                {
+                    Remove(bucket, e);
+                    e->IsUnparking = 1;
+                    e->NextToWake = null;
+                    *tail = e;
+                    tail = &e->NextToWake;
+                    count++;
+                }
+            }
+            e = next;
+        }
+        callback.Finished(count, hasMore);
         WordLock.Unlock(&bucket->Lock);
         WakeChain(toWake);
         return count;
