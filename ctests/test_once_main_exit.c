@@ -47,7 +47,12 @@ static int exit_inside(void *arg) {
 
 static void *waiter(void *arg) {
   (void)arg;
-  usleep(5 * 1000);
+  /* Start waiting only once the main thread's run has begun: a waiter that
+   * got there first would run the flag itself (a loaded machine can delay
+   * the main thread by more than any fixed head start). */
+  for (int i = 0; i < 10000 && (__atomic_load_n(&once.v, __ATOMIC_ACQUIRE) & WEAVE_ONCE_RUNNING) == 0; i++) {
+    usleep(1000);
+  }
   if (weave_once_call(&once, succeed, NULL) != 0) {
     fprintf(stderr, "a waiter got an error\n");
     _exit(3);
