@@ -218,6 +218,31 @@ internal static unsafe class RWMutex
     }
 
     /// <summary>
+    /// One step of an acquire that cannot take the lock now: a short look
+    /// again while `spins` is below maxSpins (a write section, or the
+    /// readers in front of a writer, usually end within a few hundred
+    /// nanoseconds, a park costs a futex sleep and a wake-up of tens of
+    /// microseconds on 2 cores), then a park, or the give-up when the time
+    /// is up. Returns -1 to retry with `bits`, or a final LockStatus.
+    /// </summary>
+    private static int SpinOrPark(nuint* rw, ref nuint bits, ref int spins, int maxSpins, Waiter* waiter, in WaitLimits limits, ref bool announced)
+    {
+        if (spins < maxSpins)
+        {
+            SpinWaits.Pause(1);
+            spins++;
+            bits = Volatile.Read(ref *rw);
+            return -1;
+        }
+        long left = limits.Remaining();
+        if (left == 0)
+        {
+            return GiveUp(rw, announced || waiter->MustSetParked != 0, LockStatus.Failure);
+        }
+        return ParkOnce(rw, ref bits, waiter, limits, left, ref announced);
+    }
+
+    /// <summary>
     /// An acquire that gives up (timeout, signal) after it announced itself,
     /// or while it owes the MustSetParked duty of a wake, cannot simply
     /// leave: it may have set HasParked for itself alone (and HasParked on a
@@ -462,23 +487,9 @@ internal static unsafe class RWMutex
                 bits = Volatile.Read(ref *rw);
                 continue;
             }
-            if (spins < ReaderSpins)
-            {
-                // A writer holds the lock, or waits for it (then we must not
-                // join the current readers: writers are preferred). Either
-                // way it is usually out within a few hundred nanoseconds:
-                // look again before paying for a park.
-                SpinWaits.Pause(1);
-                spins++;
-                bits = Volatile.Read(ref *rw);
-                continue;
-            }
-            long left = limits.Remaining();
-            if (left == 0)
-            {
-                return GiveUp(rw, announced || waiter.MustSetParked != 0, LockStatus.Failure);
-            }
-            int status = ParkOnce(rw, ref bits, &waiter, limits, left, ref announced);
+            // A writer holds the lock, or waits for it (then we must not
+            // join the current readers: writers are preferred).
+            int status = SpinOrPark(rw, ref bits, ref spins, ReaderSpins, &waiter, limits, ref announced);
             if (status >= 0)
             {
                 return status;
@@ -601,25 +612,11 @@ internal static unsafe class RWMutex
                 bits = seen;
                 continue;
             }
-            if (spins < WriterSpins)
-            {
-                // Counted readers or a writer hold it: usually for a short
-                // critical section. Look again before setting HasParked
-                // (which also holds off new readers) and parking.
-                SpinWaits.Pause(1);
-                spins++;
-                bits = Volatile.Read(ref *rw);
-                continue;
-            }
-            long left = limits.Remaining();
-            if (left == 0)
-            {
-                return GiveUp(rw, announced || waiter.MustSetParked != 0, LockStatus.Failure);
-            }
-            // HasParked keeps new readers out of the table as well as out of
-            // the count (they re-read the word after their slot CAS), so the
-            // counted readers drain and we get in next.
-            int status = ParkOnce(rw, ref bits, &waiter, limits, left, ref announced);
+            // Counted readers or a writer hold it. Once we park, HasParked
+            // keeps new readers out of the table as well as out of the count
+            // (they re-read the word after their slot CAS), so the counted
+            // readers drain and we get in next.
+            int status = SpinOrPark(rw, ref bits, ref spins, WriterSpins, &waiter, limits, ref announced);
             if (status >= 0)
             {
                 return status;
