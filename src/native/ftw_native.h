@@ -67,6 +67,13 @@ int ftw_mutex_unlock_slow(struct weave_mutex *m);
 /* Mutex.UnlockWake: after the release store, _parked was non-zero. */
 void ftw_mutex_unlock_wake(struct weave_mutex *m);
 
+/* contention_profile.c: stacks outside the library and the write at exit
+ * (Diagnostics/ContentionProfile.cs). */
+int ftw_profile_stack(uintptr_t *pcs, int max);
+void ftw_profile_warm_up(void);
+int ftw_profile_in_library(uintptr_t pc);
+int ftw_profile_at_exit(void (*writer)(void));
+
 #pragma GCC visibility pop
 
 #endif

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading;
+using FtWeave.Diagnostics;
 using FtWeave.Interop;
 using FtWeave.Parking;
 using FtWeave.Python;
@@ -85,6 +86,18 @@ internal static unsafe class RWMutex
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void RLockSlow(nuint* rw)
     {
+        if (ContentionProfile.On != 0 && ContentionProfile.BeginWait(rw))
+        {
+            RLockSlowWait(rw);
+            ContentionProfile.EndWait(rw, acquired: true);
+            return;
+        }
+        RLockSlowWait(rw);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void RLockSlowWait(nuint* rw)
+    {
         nuint bits = Volatile.Read(ref *rw);
         while (true)
         {
@@ -143,6 +156,10 @@ internal static unsafe class RWMutex
                 // Last reader out in front of a parked writer: wake everyone
                 // (HasParked stays set so that new readers keep out until the
                 // writer has had its turn).
+                if (ContentionProfile.On != 0)
+                {
+                    ContentionProfile.OnRelease(rw);
+                }
                 ParkingLot.UnparkAll(rw);
             }
             return 0;
@@ -151,6 +168,18 @@ internal static unsafe class RWMutex
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void LockSlow(nuint* rw)
+    {
+        if (ContentionProfile.On != 0 && ContentionProfile.BeginWait(rw))
+        {
+            LockSlowWait(rw);
+            ContentionProfile.EndWait(rw, acquired: true);
+            return;
+        }
+        LockSlowWait(rw);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void LockSlowWait(nuint* rw)
     {
         nuint bits = Volatile.Read(ref *rw);
         while (true)
@@ -200,6 +229,10 @@ internal static unsafe class RWMutex
             }
             if ((bits & HasParked) != 0)
             {
+                if (ContentionProfile.On != 0)
+                {
+                    ContentionProfile.OnRelease(rw);
+                }
                 ParkingLot.UnparkAll(rw);
             }
             return 0;
@@ -212,6 +245,18 @@ internal static unsafe class RWMutex
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int RLockTimed(nuint* rw, long timeoutNs, int flags)
+    {
+        if (ContentionProfile.On != 0 && ContentionProfile.BeginWait(rw))
+        {
+            int status = RLockTimedWait(rw, timeoutNs, flags);
+            ContentionProfile.EndWait(rw, status == LockStatus.Acquired);
+            return status;
+        }
+        return RLockTimedWait(rw, timeoutNs, flags);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int RLockTimedWait(nuint* rw, long timeoutNs, int flags)
     {
         var waiter = new TimedWait(timeoutNs, flags);
         nuint bits = Volatile.Read(ref *rw);
@@ -240,6 +285,18 @@ internal static unsafe class RWMutex
     /// <summary>weave_rwmutex_lock_timed: LockSlow with a timeout and flags.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int LockTimed(nuint* rw, long timeoutNs, int flags)
+    {
+        if (ContentionProfile.On != 0 && ContentionProfile.BeginWait(rw))
+        {
+            int status = LockTimedWait(rw, timeoutNs, flags);
+            ContentionProfile.EndWait(rw, status == LockStatus.Acquired);
+            return status;
+        }
+        return LockTimedWait(rw, timeoutNs, flags);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int LockTimedWait(nuint* rw, long timeoutNs, int flags)
     {
         var waiter = new TimedWait(timeoutNs, flags);
         nuint bits = Volatile.Read(ref *rw);
