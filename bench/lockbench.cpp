@@ -953,7 +953,7 @@ void profile_cost() {
     const char *name;
     int rate;  // 0: off
   };
-  const Mode modes[] = {{"ft_weave (profile off)", 0}, {"ft_weave (profile on, 1/1)", 1}, {"ft_weave (profile on, 1/10)", 10}};
+  const Mode modes[] = {{"ft_weave (profile off)", 0}, {"ft_weave (profile on 1/1)", 1}, {"ft_weave (profile on 1/10)", 10}};
   int previous_rate = weave_profile_set_rate(1);
   for (const Workload &w : workloads) {
     for (int threads : {2, 4, 8}) {

@@ -50,14 +50,10 @@ std::string symbol(uintptr_t pc) {
   return info.dli_sname;
 }
 
-// Busy for about `ns` while holding a lock (a sleep would hand the CPU over
-// and make every waiter park, which is what the tests want anyway, but spinning
-// keeps the hold time close to `ns`).
-void hold_for(int64_t ns) {
-  int64_t end = now_ns() + ns;
-  while (now_ns() < end) {
-  }
-}
+// Holds a lock for `ns` asleep: the waiters then park whatever the machine's
+// load (with a busy hold on 2 loaded cores the threads mostly run one after
+// the other, and a waiter's spinning is enough).
+void hold_for(int64_t ns) { ftw_test::sleep_ns(ns); }
 
 weave_mutex_t hot = {0, 0};
 weave_mutex_t cold = {0, 0};
@@ -68,13 +64,13 @@ weave_mutex_t cold = {0, 0};
 // the wait and release sites can be checked by name.
 extern "C" __attribute__((noinline)) void profile_test_hot_section(void) {
   weave_mutex_lock(&hot);
-  hold_for(20000);
+  hold_for(200000);
   weave_mutex_unlock(&hot);
 }
 
 extern "C" __attribute__((noinline)) void profile_test_cold_section(void) {
   weave_mutex_lock(&cold);
-  hold_for(20000);
+  hold_for(200000);
   weave_mutex_unlock(&cold);
 }
 
@@ -119,7 +115,7 @@ TEST_CASE("profile: of two locks the hot one comes out on top with plausible cou
   REQUIRE(weave_profile_set_rate(1) >= 1);
   REQUIRE(weave_profile_start() == 0);
   constexpr int threads = 4;
-  constexpr int rounds = 400;
+  constexpr int rounds = 100;
   std::atomic<uint64_t> hot_calls{0};
   int64_t start = now_ns();
   {
@@ -151,13 +147,13 @@ TEST_CASE("profile: of two locks the hot one comes out on top with plausible cou
       CHECK(kv.second.count < h.count);
     }
   }
-  // Plausible: 4 threads on a 20 us section park often (a share of the
-  // 1600 acquisitions; barging and spinning take the rest); a wait is at most
-  // one acquisition; time adds up to at most threads * elapsed.
+  // Plausible: 4 threads on a 200 us sleeping section park often (a share
+  // of the 400 acquisitions; barging takes the rest); a wait is at most one
+  // acquisition; time adds up to at most threads * elapsed.
   CHECK(h.count >= uint64_t(rounds / 4));
   CHECK(h.count <= hot_calls.load());
   CHECK(h.max_ns <= h.total_ns);
-  CHECK(h.total_ns >= h.count * 1000);  // a parked wait costs more than 1 us
+  CHECK(h.total_ns >= h.count * 10000);  // a parked wait here lasts more than 10 us
   CHECK(h.total_ns <= uint64_t(threads) * uint64_t(elapsed));
   if (locks.count(uintptr_t(&cold)) == 1) {
     CHECK(locks[uintptr_t(&cold)].count <= uint64_t(threads * (rounds / 20)));
@@ -208,12 +204,12 @@ TEST_CASE("profile: sampling records 1 in N and scales the counts back") {
   REQUIRE(weave_profile_start() == 0);
   {
     native_thread a([] {
-      for (int i = 0; i < 600; i++) {
+      for (int i = 0; i < 300; i++) {
         profile_test_hot_section();
       }
     });
     native_thread b([] {
-      for (int i = 0; i < 600; i++) {
+      for (int i = 0; i < 300; i++) {
         profile_test_hot_section();
       }
     });
@@ -226,7 +222,8 @@ TEST_CASE("profile: sampling records 1 in N and scales the counts back") {
     total += r.count;
   }
   CHECK(total > 0);
-  CHECK(total <= 1200 + 4 * 4);  // scaled: about the waits, not 4x them
+  CHECK(total >= 4 * 10);
+  CHECK(total <= 600 + 4 * 4);  // scaled: about the waits, not 4x them
   CHECK(weave_profile_set_rate(1) == 4);
 }
 
@@ -241,7 +238,7 @@ uint64_t waits_recorded(uintptr_t address, HoldLock hold_lock, HoldUnlock hold_u
     native_thread holder([&] {
       hold_lock();
       holding = 1;
-      sleep_ms(5);
+      sleep_ms(50);  // long enough for the waiter to start and park on a loaded machine
       hold_unlock();
     });
     REQUIRE(ftw_test::wait_until([&] { return holding.load() == 1; }));

@@ -6,7 +6,8 @@
  *                           (set by the caller) writes PATH at exit; a fork
  *                           child that exits first must not write it
  *
- * Prints "hot=<address> cold=<address>". Linked with -rdynamic so that
+ * Four threads run 200 rounds of the hot section (100 us asleep) and every
+ * tenth round the cold one (5 us busy). Prints "hot=<address> cold=<address>". Linked with -rdynamic so that
  * dladdr names the two section functions. */
 #define _GNU_SOURCE
 #include <ft_weave.h>
@@ -21,6 +22,14 @@
 static weave_mutex_t hot;
 static weave_mutex_t cold;
 
+/* Holds a lock asleep (the hot section), so that waiters park whatever the
+ * machine's load, or busy (the cold one). */
+static void hold_asleep(long ns) {
+  struct timespec ts = {0, ns};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
 static void hold_for(long ns) {
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
@@ -31,7 +40,7 @@ static void hold_for(long ns) {
 
 __attribute__((noinline)) void profile_demo_hot_section(void) {
   weave_mutex_lock(&hot);
-  hold_for(20000);
+  hold_asleep(100000);
   weave_mutex_unlock(&hot);
 }
 
@@ -43,7 +52,7 @@ __attribute__((noinline)) void profile_demo_cold_section(void) {
 
 static void *worker(void *arg) {
   (void)arg;
-  for (int i = 0; i < 500; i++) {
+  for (int i = 0; i < 200; i++) {
     profile_demo_hot_section();
     if (i % 10 == 0) {
       profile_demo_cold_section();
