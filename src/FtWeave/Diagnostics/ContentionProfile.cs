@@ -435,10 +435,18 @@ internal static unsafe class ContentionProfile
                 }
                 state = Volatile.Read(ref e->State);
             }
-            while (state == 1)
+            for (int spins = 0; state == 1; spins++)
             {
-                // Another recorder is filling this entry (a few stores).
-                Thread.SpinWait(1);
+                // Another recorder is filling this entry (a few stores); it
+                // may have been preempted, so yield after a short spin.
+                if (spins < 64)
+                {
+                    Thread.SpinWait(1);
+                }
+                else
+                {
+                    Thread.Yield();
+                }
                 state = Volatile.Read(ref e->State);
             }
             if (e->Hash == hash && e->Lock == lockAddress && SameKey(e, wait, waitDepth, release, releaseDepth))
