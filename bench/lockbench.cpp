@@ -6,7 +6,7 @@
 //             [--peer NAME]   (only peers whose name contains NAME: for profiling)
 //
 // Scenarios: uncontended, contended, pingpong, manypark, hotbucket, rwlock,
-// churn, regpair, event, cond.
+// churn, regpair, event, cond, profile (the contention profile's cost).
 // Output: one CSV row per (scenario, peer, threads, workload) with the median
 // of --reps repetitions, plus '#'-prefixed lines describing the machine. A
 // self-check (the shared counter equals the sum of the acquisitions) makes
@@ -969,10 +969,57 @@ void cond_pl_native() {
   row("cond", "parking_lot (Rust loop)", 2, "-", median(us), "us/rt");
 }
 
+// ---- 7. contention profile cost ---------------------------------------------
+
+// ft_weave's contended throughput with the contention profile off and on
+// (every wait recorded, and 1 in 10), interleaved run by run; a "ratio" row
+// per configuration gives on / off (docs/diagnostics.md quotes it).
+void profile_cost() {
+  struct Mode {
+    const char *name;
+    int rate;  // 0: off
+  };
+  const Mode modes[] = {{"ft_weave (profile off)", 0}, {"ft_weave (profile on 1/1)", 1}, {"ft_weave (profile on 1/10)", 10}};
+  int previous_rate = weave_profile_set_rate(1);
+  for (const Workload &w : workloads) {
+    for (int threads : {2, 4, 8}) {
+      std::vector<std::vector<RunResult>> runs(std::size(modes));
+      for (int r = -1; r < opt.reps; r++) {  // r == -1: warm-up
+        for (size_t i = 0; i < std::size(modes); i++) {
+          if (modes[i].rate != 0) {
+            weave_profile_set_rate(modes[i].rate);
+            weave_profile_start();
+          }
+          RunResult res = contended_once<peers::Weave>(threads, w, r < 0 ? (opt.smoke ? 2 : 30) : opt.duration_ms);
+          if (modes[i].rate != 0) {
+            weave_profile_stop();
+          }
+          if (r >= 0) {
+            runs[i].push_back(res);
+          }
+        }
+      }
+      std::vector<double> medians;
+      for (size_t i = 0; i < std::size(modes); i++) {
+        report_median("profile", modes[i].name, threads, w.name, runs[i]);
+        std::vector<double> v;
+        for (const RunResult &x : runs[i]) {
+          v.push_back(x.per_s);
+        }
+        medians.push_back(median(v));
+      }
+      for (size_t i = 1; i < std::size(modes); i++) {
+        row("profile", std::string(modes[i].name) + " / off", threads, w.name, medians[i] / medians[0], "ratio");
+      }
+    }
+  }
+  weave_profile_set_rate(previous_rate > 0 ? previous_rate : 1);
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO] [--peer NAME]\n"
-               "scenarios: uncontended contended pingpong manypark hotbucket rwlock churn regpair event cond\n");
+               "scenarios: uncontended contended pingpong manypark hotbucket rwlock churn regpair event cond profile\n");
   return 2;
 }
 
@@ -1064,6 +1111,9 @@ int main(int argc, char **argv) {
     cond_pingpong<StdCond>();
     cond_pingpong<AbslCond>();
     cond_pl_native();
+  }
+  if (want("profile")) {
+    profile_cost();
   }
   load_at_end();
   if (csv != nullptr) {

@@ -372,6 +372,14 @@ def generate(meta, rows, by, img_rel):
     parts.append(f"\n![latencies]({img_rel}/bench_latency.png)\n")
     parts.append("\n### 7. Before and after: the previous build in alternated runs\n")
     parts.append(previous_table(all_rows, by))
+    profile_rows = [r for r in rows if r["scenario"] == "profile" and r["unit"] == "ratio"]
+    if profile_rows:
+        out = ["| workload | threads | profile setting | throughput on / off |", "| --- | ---: | --- | ---: |"]
+        for r in profile_rows:
+            out.append(f"| {r['workload']} | {r['threads']} | {r['peer'].replace(' / off', '')} | {r['value']:.3f} |")
+        parts.append("\n### 8. Contention profile cost\n")
+        parts.append("ft_weave's contended throughput with the contention profile on, over the same with it off "
+                     "(runs interleaved; docs/diagnostics.md).\n\n" + "\n".join(out) + "\n")
     return "".join(parts)
 
 

@@ -1055,6 +1055,60 @@ WEAVE_STATIC_ASSERT(sizeof(weave_stats_t) == 40, "weave_stats_t layout");
 /* Fills *out; returns 0, or WEAVE_E_INVALID for NULL. */
 WEAVE_API int weave_stats(weave_stats_t *out);
 
+/* ---- Diagnostics: contention profile -----------------------------------
+ *
+ * Records, for lock acquisitions that had to wait for another thread's
+ * release (weave_mutex_t, weave_recursive_mutex_t, weave_raw_mutex_t,
+ * weave_rwmutex_t, critical sections), the lock's address, the waiting call
+ * stack and the releasing call stack (return addresses outside this
+ * library), with the number of waits and their total and longest time. Only
+ * the slow paths look at it (one flag), so it costs nothing when off; waits
+ * are sampled (1 in weave_profile_set_rate(n), default 1) and counts and
+ * totals are scaled back up by the rate. docs/diagnostics.md has the details.
+ *
+ * FT_WEAVE_PROFILE=contention:PATH in the environment, read at the library's
+ * first use, starts the profile and writes it to PATH when the process exits
+ * (exit() or a return from main; not in fork children); another value is
+ * reported on stderr and ignored. FT_WEAVE_PROFILE_RATE=N sets the rate. */
+
+/* Starts recording into an empty profile. Returns 0, WEAVE_E_STATE when it
+ * is already running, WEAVE_E_NOMEM when its table could not be allocated. */
+WEAVE_API int weave_profile_start(void);
+
+/* Stops recording (what was recorded is kept for weave_profile_write and
+ * weave_profile_rows). Returns 0, or WEAVE_E_STATE when it is not running. */
+WEAVE_API int weave_profile_stop(void);
+
+/* Writes the profile recorded so far (running or stopped) to `path` in
+ * pprof's format (gzipped profile.proto, as Go's mutex profile: sample types
+ * contentions/count and delay/nanoseconds; stacks are the releasing call
+ * sites, labels "lock" and "wait_site" name the lock and the waiting call
+ * site), readable with `go tool pprof`. Returns 0; WEAVE_E_INVALID for a NULL
+ * or empty path or a file that cannot be written; WEAVE_E_STATE when no
+ * profile was ever started. */
+WEAVE_API int weave_profile_write(const char *path);
+
+/* One row of weave_profile_rows: waits for one lock from one call site,
+ * ended by one releasing call site (return addresses; 0 when unknown). */
+typedef struct weave_profile_row {
+  uintptr_t lock_address; /* the lock (weave_mutex_t *, ...)            */
+  uintptr_t wait_site;    /* return address of the waiting call         */
+  uintptr_t release_site; /* return address of the unlock that released */
+  uint64_t count;         /* waits (scaled by the sampling rate)        */
+  uint64_t total_ns;      /* their total time (scaled likewise)         */
+  uint64_t max_ns;        /* the longest single wait sampled            */
+} weave_profile_row_t;
+WEAVE_STATIC_ASSERT(sizeof(weave_profile_row_t) == 3 * sizeof(uintptr_t) + 24, "weave_profile_row_t layout");
+
+/* Fills up to `capacity` rows (in no particular order) and returns how many
+ * rows the profile has in all (call with NULL, 0 to size a buffer); 0 when no
+ * profile was started. WEAVE_E_INVALID for NULL rows with capacity > 0. */
+WEAVE_API int weave_profile_rows(weave_profile_row_t *rows, size_t capacity);
+
+/* Records 1 in `n` waits from now on (1: every wait). Returns the previous
+ * rate, or WEAVE_E_INVALID for n < 1. */
+WEAVE_API int weave_profile_set_rate(int n);
+
 /* ======================================================================
  * 5. Critical sections (PEP 703 semantics, over weave_mutex_t)
  * ======================================================================

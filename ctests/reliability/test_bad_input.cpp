@@ -1012,3 +1012,54 @@ BAD_INPUT(weave_storage_reset) {
   CHECK(weave_tls_get("bad_input.reset:k", 4, nullptr, nullptr) != nullptr);
   CHECK(f() == 1);
 }
+
+// ---- Diagnostics: contention profile ----------------------------------------
+
+BAD_INPUT(weave_profile_start) {
+  // Twice: the second is refused while the first runs.
+  REQUIRE(EXPORTED(weave_profile_start)() == 0);
+  CHECK(EXPORTED(weave_profile_start)() == WEAVE_E_STATE);
+  CHECK(last_error_has("already running"));
+  CHECK(weave_profile_stop() == 0);
+}
+
+BAD_INPUT(weave_profile_stop) {
+  CHECK(EXPORTED(weave_profile_stop)() == WEAVE_E_STATE);
+  CHECK(last_error_has("not running"));
+}
+
+BAD_INPUT(weave_profile_write) {
+  auto write = EXPORTED(weave_profile_write);
+  CHECK(write("/tmp/ftw-never-started.pb.gz") == WEAVE_E_STATE);
+  CHECK(last_error_has("never started"));
+  REQUIRE(weave_profile_start() == 0);
+  CHECK(write(nullptr) == WEAVE_E_INVALID);
+  CHECK(last_error_has("NULL"));
+  CHECK(write("") == WEAVE_E_INVALID);
+  CHECK(write("/nonexistent-ftw-dir/p.pb.gz") == WEAVE_E_INVALID);
+  CHECK(last_error_has("cannot write"));
+  CHECK(write("/") == WEAVE_E_INVALID);  // a directory
+  CHECK(weave_profile_stop() == 0);
+}
+
+BAD_INPUT(weave_profile_rows) {
+  auto rows = EXPORTED(weave_profile_rows);
+  CHECK(rows(nullptr, 0) == 0);
+  CHECK(rows(nullptr, 1) == WEAVE_E_INVALID);
+  CHECK(rows(nullptr, SIZE_MAX) == WEAVE_E_INVALID);
+  CHECK(last_error_has("NULL"));
+  weave_profile_row_t one;
+  CHECK(rows(&one, 1) == 0);
+}
+
+BAD_INPUT(weave_profile_set_rate) {
+  auto set_rate = EXPORTED(weave_profile_set_rate);
+  for (int n : {0, -1, INT_MIN}) {
+    mark_last_error();
+    CHECK(set_rate(n) == WEAVE_E_INVALID);
+    CHECK(last_error_has(">= 1"));
+  }
+  int previous = set_rate(INT_MAX);
+  CHECK(previous >= 1);
+  CHECK(set_rate(previous) == INT_MAX);
+}

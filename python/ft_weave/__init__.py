@@ -6,6 +6,8 @@
 - ``Mutex``, ``Event``, ``RWMutex``, ``Once``: the library's locks, each
   holding its C struct in ctypes memory.
 - ``park``, ``unpark``, ``unpark_all``: the parking lot on ctypes integers.
+- ``contention()``, ``profile_start()``, ``profile_stop()``,
+  ``profile_write(path)``: the contention profile (``ft_weave.profile``).
 - ``get_include()``, ``get_library_dir()``, ``get_cmake_dir()`` and
   ``ft_weave.setup_helpers``: building C extensions against the library
   (``python -m ft_weave --include | --libdir | --cmakedir`` prints them).
@@ -35,6 +37,7 @@ from ._native import (
 from ._paths import get_cmake_dir, get_include, get_library_dir
 from .locks import Event, Mutex, Once, RWMutex
 from .parking import PARK_AGAIN, PARK_INTR, PARK_OK, PARK_TIMEOUT, park, unpark, unpark_all
+from .profile import contention, profile_start, profile_stop, profile_write, set_profile_rate
 
 __version__ = "0.1.0"
 
@@ -54,6 +57,11 @@ __all__ = [
     "DuplicateLibraryWarning",
     "ENABLE_EXPERIMENTAL",
     "check_library_copies",
+    "contention",
+    "profile_start",
+    "profile_stop",
+    "profile_write",
+    "set_profile_rate",
     "get_cmake_dir",
     "get_include",
     "get_library_dir",

@@ -81,6 +81,13 @@ int ftw_rwmutex_wait_biased_readers(const struct weave_rwmutex *rw, int start, i
 void ftw_rwmutex_revoked(const struct weave_rwmutex *rw, int64_t start_ns);
 int ftw_rwmutex_bias_allowed(const struct weave_rwmutex *rw);
 
+/* contention_profile.c: stacks outside the library and the write at exit
+ * (Diagnostics/ContentionProfile.cs). */
+int ftw_profile_stack(uintptr_t *pcs, int max);
+void ftw_profile_warm_up(void);
+int ftw_profile_in_library(uintptr_t pc);
+int ftw_profile_at_exit(void (*writer)(void));
+
 #pragma GCC visibility pop
 
 #endif

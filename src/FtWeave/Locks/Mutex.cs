@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading;
+using FtWeave.Diagnostics;
 using FtWeave.Interop;
 using FtWeave.Parking;
 using FtWeave.Python;
@@ -223,6 +224,18 @@ internal static unsafe class Mutex
         {
             return LockStatus.Failure;
         }
+        bool profiled = false;
+        int status = LockTimedWait(m, timeoutNs, flags, ref profiled);
+        if (profiled)
+        {
+            ContentionProfile.EndWait(m, status == LockStatus.Acquired);
+        }
+        return status;
+    }
+
+    /// <summary>LockTimed's waiting part; <paramref name="profiled"/> is set when the contention profile sampled this wait.</summary>
+    private static int LockTimedWait(byte* m, long timeoutNs, int flags, ref bool profiled)
+    {
 
         long now = Futex.MonotonicNow();
         long deadline = timeoutNs > 0 ? now + timeoutNs : -1;
@@ -271,6 +284,10 @@ internal static unsafe class Mutex
                 // Every park announces itself with the barrier, even when
                 // _parked is already 1: the 1 it sees may have been raised by
                 // a waiter whose barrier has not run yet (docs/locks.md).
+                if (ContentionProfile.On != 0 && !profiled)
+                {
+                    profiled = ContentionProfile.BeginWait(m);
+                }
                 AnnounceParked(m);
                 var validate = new ParkValidation { Mutex = m };
                 int parked = ParkingLot.Park(m, ref validate, parkTimeout, &waiter, detach);
@@ -349,6 +366,10 @@ internal static unsafe class Mutex
         {
             // Still the owner: pick the waiter under the bucket lock and
             // release there, or hand it the lock.
+            if (ContentionProfile.On != 0)
+            {
+                ContentionProfile.OnRelease(m);
+            }
             var callback = new UnlockCallback { Mutex = m };
             ParkingLot.Unpark(m, ref callback);
             return 0;
@@ -368,6 +389,10 @@ internal static unsafe class Mutex
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static void UnlockWake(byte* m)
     {
+        if (ContentionProfile.On != 0)
+        {
+            ContentionProfile.OnRelease(m);
+        }
         var callback = new WakeCallback { Mutex = m };
         ParkingLot.Unpark(m, ref callback);
     }

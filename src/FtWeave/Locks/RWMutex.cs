@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Threading;
 using System;
+using FtWeave.Diagnostics;
 using FtWeave.Interop;
 using FtWeave.Parking;
 using FtWeave.Python;
@@ -414,6 +415,11 @@ internal static unsafe class RWMutex
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void WakeParked(nuint* rw, bool fromReader)
     {
+        if (ContentionProfile.On != 0)
+        {
+            // The release's stack, for a sampled waiter (before the lot is entered).
+            ContentionProfile.OnRelease(rw);
+        }
         var filter = new WakeFilter { Rw = rw, FromReader = fromReader };
         ParkingLot.UnparkFilter(rw, ref filter);
         if (fromReader && !filter.WriterWoken)
@@ -439,14 +445,26 @@ internal static unsafe class RWMutex
     private const int WriterSpins = 100;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void RLockSlow(nuint* rw) => RLockWait(rw, WaitLimits.Forever);
+    internal static void RLockSlow(nuint* rw) => RLockProfiled(rw, WaitLimits.Forever);
 
     /// <summary>
     /// weave_rwmutex_rlock_timed: the read acquire with a timeout and the
     /// WEAVE_LOCK_* flags of weave_mutex_lock_timed (validated by the caller).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static int RLockTimed(nuint* rw, long timeoutNs, int flags) => RLockWait(rw, new WaitLimits(timeoutNs, flags));
+    internal static int RLockTimed(nuint* rw, long timeoutNs, int flags) => RLockProfiled(rw, new WaitLimits(timeoutNs, flags));
+
+    /// <summary>RLockWait, as a sampled wait when the contention profile is on.</summary>
+    private static int RLockProfiled(nuint* rw, in WaitLimits limits)
+    {
+        if (ContentionProfile.On != 0 && ContentionProfile.BeginWait(rw))
+        {
+            int status = RLockWait(rw, limits);
+            ContentionProfile.EndWait(rw, status == LockStatus.Acquired);
+            return status;
+        }
+        return RLockWait(rw, limits);
+    }
 
     private static int RLockWait(nuint* rw, in WaitLimits limits)
     {
@@ -573,11 +591,23 @@ internal static unsafe class RWMutex
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static void LockSlow(nuint* rw) => LockWait(rw, WaitLimits.Forever);
+    internal static void LockSlow(nuint* rw) => LockProfiled(rw, WaitLimits.Forever);
 
     /// <summary>weave_rwmutex_lock_timed: the write acquire with a timeout and flags.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static int LockTimed(nuint* rw, long timeoutNs, int flags) => LockWait(rw, new WaitLimits(timeoutNs, flags));
+    internal static int LockTimed(nuint* rw, long timeoutNs, int flags) => LockProfiled(rw, new WaitLimits(timeoutNs, flags));
+
+    /// <summary>LockWait, as a sampled wait when the contention profile is on.</summary>
+    private static int LockProfiled(nuint* rw, in WaitLimits limits)
+    {
+        if (ContentionProfile.On != 0 && ContentionProfile.BeginWait(rw))
+        {
+            int status = LockWait(rw, limits);
+            ContentionProfile.EndWait(rw, status == LockStatus.Acquired);
+            return status;
+        }
+        return LockWait(rw, limits);
+    }
 
     private static int LockWait(nuint* rw, in WaitLimits limits)
     {
