@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FtWeave.Diagnostics;
 using FtWeave.Locks;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -21,11 +22,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugMode.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: false, null, track: true);
+            return;
+        }
         RWMutex.RLock(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_runlock")]
-    private static int RUnlock(nuint* rw) => RUnlockChecked(rw);
+    private static int RUnlock(nuint* rw) => RUnlockChecked(rw, check: true);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock")]
     private static void Lock(nuint* rw)
@@ -35,11 +41,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugMode.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: true, null, track: true);
+            return;
+        }
         RWMutex.Lock(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock")]
-    private static int Unlock(nuint* rw) => UnlockChecked(rw);
+    private static int Unlock(nuint* rw) => UnlockChecked(rw, check: true);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock_slow")]
     private static void RLockSlow(nuint* rw)
@@ -49,11 +60,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugMode.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: false, null, track: false);
+            return;
+        }
         RWMutex.RLockSlow(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_runlock_slow")]
-    private static int RUnlockSlow(nuint* rw) => RUnlockChecked(rw);
+    private static int RUnlockSlow(nuint* rw) => RUnlockChecked(rw, check: false);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_slow")]
     private static void LockSlow(nuint* rw)
@@ -63,11 +79,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugMode.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: true, null, track: false);
+            return;
+        }
         RWMutex.LockSlow(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock_slow")]
-    private static int UnlockSlow(nuint* rw) => UnlockChecked(rw);
+    private static int UnlockSlow(nuint* rw) => UnlockChecked(rw, check: false);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock_timed")]
     private static int RLockTimed(nuint* rw, long timeoutNs, int flags)
@@ -80,7 +101,7 @@ internal static unsafe class RWMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_rlock_timed: unknown flags\0"u8);
         }
-        return RWMutex.RLockTimed(rw, timeoutNs, flags);
+        return DebugMode.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: false, timeoutNs, flags, null) : RWMutex.RLockTimed(rw, timeoutNs, flags);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_timed")]
@@ -94,14 +115,18 @@ internal static unsafe class RWMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_lock_timed: unknown flags\0"u8);
         }
-        return RWMutex.LockTimed(rw, timeoutNs, flags);
+        return DebugMode.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: true, timeoutNs, flags, null) : RWMutex.LockTimed(rw, timeoutNs, flags);
     }
 
-    private static int RUnlockChecked(nuint* rw)
+    private static int RUnlockChecked(nuint* rw, bool check)
     {
         if (rw == null)
         {
             return NullLock("weave_rwmutex_runlock: rwmutex is NULL\0"u8);
+        }
+        if (DebugMode.s_flags != 0)
+        {
+            return DebugLocks.RwUnlock(rw, write: false, null, check);
         }
         int result = RWMutex.RUnlock(rw);
         return result == WEAVE_E_NOT_OWNER
@@ -109,11 +134,15 @@ internal static unsafe class RWMutexExports
             : result;
     }
 
-    private static int UnlockChecked(nuint* rw)
+    private static int UnlockChecked(nuint* rw, bool check)
     {
         if (rw == null)
         {
             return NullLock("weave_rwmutex_unlock: rwmutex is NULL\0"u8);
+        }
+        if (DebugMode.s_flags != 0)
+        {
+            return DebugLocks.RwUnlock(rw, write: true, null, check);
         }
         int result = RWMutex.Unlock(rw);
         return result == WEAVE_E_NOT_OWNER
