@@ -10,7 +10,7 @@ namespace FtWeave.Diagnostics;
 
 /// <summary>
 /// The checked lock operations: what the exports run instead of the plain
-/// ones when <see cref="DebugMode.s_flags"/> is not 0. Each falls back to
+/// ones when <see cref="DebugSwitch.s_flags"/> is not 0. Each falls back to
 /// the plain operation when the flags turn out to be 0 (first read of
 /// FT_WEAVE_DEBUG) or the thread has no record.
 ///

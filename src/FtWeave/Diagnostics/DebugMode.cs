@@ -258,15 +258,26 @@ internal static unsafe class DebugThreads
 }
 
 /// <summary>
+/// The one flag the exported lock paths test. A class of its own, with only
+/// constant initialisers (which ILC preinitialises: no static constructor
+/// runs): touching <see cref="DebugMode"/> would run its static constructor,
+/// which allocates, and a thread's first lock must allocate no managed
+/// memory. -1 means "FT_WEAVE_DEBUG not read yet".
+/// </summary>
+internal static class DebugSwitch
+{
+    internal static int s_flags = -1;
+    internal static int s_watchdogMs = 1000;
+}
+
+/// <summary>
 /// Debug mode's switch, its report sink and the environment. The exported
-/// lock paths test <see cref="s_flags"/> (one load) and come here only when
+/// lock paths test <see cref="DebugSwitch.s_flags"/> (one load) and come here only when
 /// it is not 0; -1 means "FT_WEAVE_DEBUG not read yet", so the first checked
 /// call reads it.
 /// </summary>
 internal static unsafe class DebugMode
 {
-    internal static int s_flags = -1;
-    internal static int s_watchdogMs = 1000;
 
     private sealed class Sink
     {
@@ -283,7 +294,7 @@ internal static unsafe class DebugMode
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            int flags = Volatile.Read(ref s_flags);
+            int flags = Volatile.Read(ref DebugSwitch.s_flags);
             return flags >= 0 ? flags : FromEnvironment();
         }
     }
@@ -291,13 +302,27 @@ internal static unsafe class DebugMode
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int FromEnvironment()
     {
+        byte* value = DebugNative.Environment();
+        if (value == null || *value == 0)
+        {
+            // The common case, without allocating: off (unless a concurrent
+            // weave_debug_set got there first).
+            Interlocked.CompareExchange(ref DebugSwitch.s_flags, 0, -1);
+            return Volatile.Read(ref DebugSwitch.s_flags);
+        }
+        return FromEnvironmentSlow();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int FromEnvironmentSlow()
+    {
         string? problems = null;
         int flags;
         lock (s_setLock)
         {
-            if (s_flags >= 0)
+            if (DebugSwitch.s_flags >= 0)
             {
-                return s_flags;
+                return DebugSwitch.s_flags;
             }
             byte* env = DebugNative.Environment();
             string text = env == null ? "" : Marshal.PtrToStringUTF8((nint)env) ?? "";
@@ -309,9 +334,9 @@ internal static unsafe class DebugMode
             }
             if (watchdogMs > 0)
             {
-                s_watchdogMs = watchdogMs;
+                DebugSwitch.s_watchdogMs = watchdogMs;
             }
-            Volatile.Write(ref s_flags, flags);
+            Volatile.Write(ref DebugSwitch.s_flags, flags);
         }
         if (problems != null)
         {
@@ -423,7 +448,7 @@ internal static unsafe class DebugMode
             }
             Volatile.Write(ref s_sink, fn == null ? null : new Sink { Fn = fn, Arg = arg });
             LiveDeadlocks.ForgetReported();
-            Volatile.Write(ref s_flags, flags);
+            Volatile.Write(ref DebugSwitch.s_flags, flags);
         }
         if ((flags & DebugFlags.Watchdog) != 0)
         {

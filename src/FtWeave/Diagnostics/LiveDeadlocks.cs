@@ -48,8 +48,8 @@ internal static unsafe class LiveDeadlocks
     {
         while (true)
         {
-            Thread.Sleep(Math.Max(1, Volatile.Read(ref DebugMode.s_watchdogMs)));
-            int flags = Volatile.Read(ref DebugMode.s_flags);
+            Thread.Sleep(Math.Max(1, Volatile.Read(ref DebugSwitch.s_watchdogMs)));
+            int flags = Volatile.Read(ref DebugSwitch.s_flags);
             if (flags > 0 && (flags & DebugFlags.Watchdog) != 0)
             {
                 Check(onlyNew: true);

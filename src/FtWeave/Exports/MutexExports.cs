@@ -20,7 +20,7 @@ internal static unsafe class MutexExports
             NullMutex("weave_mutex_lock: mutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.MutexLock(m, null, track: true);
             return;
@@ -30,11 +30,11 @@ internal static unsafe class MutexExports
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock")]
     private static int Unlock(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8)
-        : DebugMode.s_flags != 0 ? DebugLocks.MutexUnlock(m, null, check: true) : CheckUnlock(Mutex.Unlock(m));
+        : DebugSwitch.s_flags != 0 ? DebugLocks.MutexUnlock(m, null, check: true) : CheckUnlock(Mutex.Unlock(m));
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_trylock")]
     private static int TryLock(byte* m) =>
-        m == null ? 0 : DebugMode.s_flags != 0 ? DebugLocks.MutexTryLock(m, null) : Mutex.TryLock(m) ? 1 : 0;
+        m == null ? 0 : DebugSwitch.s_flags != 0 ? DebugLocks.MutexTryLock(m, null) : Mutex.TryLock(m) ? 1 : 0;
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_is_locked")]
     private static int IsLocked(byte* m) => m != null && System.Threading.Volatile.Read(ref *m) == Mutex.Locked ? 1 : 0;
@@ -47,7 +47,7 @@ internal static unsafe class MutexExports
             NullMutex("weave_mutex_lock: mutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.MutexLock(m, null, track: false);
             return;
@@ -57,7 +57,7 @@ internal static unsafe class MutexExports
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock_slow")]
     private static int UnlockSlow(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8)
-        : DebugMode.s_flags != 0 ? DebugLocks.MutexUnlock(m, null, check: false) : CheckUnlock(Mutex.UnlockSlow(m));
+        : DebugSwitch.s_flags != 0 ? DebugLocks.MutexUnlock(m, null, check: false) : CheckUnlock(Mutex.UnlockSlow(m));
 
     /// <summary>The header's unlock after its release store saw waiters announced.</summary>
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock_wake")]
@@ -82,7 +82,7 @@ internal static unsafe class MutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_mutex_lock_timed: unknown flags\0"u8);
         }
-        return DebugMode.s_flags != 0 ? DebugLocks.MutexLockTimed(m, timeoutNs, flags, null) : Mutex.LockTimed(m, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.MutexLockTimed(m, timeoutNs, flags, null) : Mutex.LockTimed(m, timeoutNs, flags);
     }
 
     private static int NullMutex(System.ReadOnlySpan<byte> message) => ThreadContexts.SetError(WEAVE_E_INVALID, message);

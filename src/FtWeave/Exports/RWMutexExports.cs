@@ -22,7 +22,7 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.RwLock(rw, write: false, null, track: true);
             return;
@@ -41,7 +41,7 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.RwLock(rw, write: true, null, track: true);
             return;
@@ -60,7 +60,7 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.RwLock(rw, write: false, null, track: false);
             return;
@@ -79,7 +79,7 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.RwLock(rw, write: true, null, track: false);
             return;
@@ -101,7 +101,7 @@ internal static unsafe class RWMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_rlock_timed: unknown flags\0"u8);
         }
-        return DebugMode.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: false, timeoutNs, flags, null) : RWMutex.RLockTimed(rw, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: false, timeoutNs, flags, null) : RWMutex.RLockTimed(rw, timeoutNs, flags);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_timed")]
@@ -115,7 +115,7 @@ internal static unsafe class RWMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_lock_timed: unknown flags\0"u8);
         }
-        return DebugMode.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: true, timeoutNs, flags, null) : RWMutex.LockTimed(rw, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: true, timeoutNs, flags, null) : RWMutex.LockTimed(rw, timeoutNs, flags);
     }
 
     private static int RUnlockChecked(nuint* rw, bool check)
@@ -124,7 +124,7 @@ internal static unsafe class RWMutexExports
         {
             return NullLock("weave_rwmutex_runlock: rwmutex is NULL\0"u8);
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             return DebugLocks.RwUnlock(rw, write: false, null, check);
         }
@@ -140,7 +140,7 @@ internal static unsafe class RWMutexExports
         {
             return NullLock("weave_rwmutex_unlock: rwmutex is NULL\0"u8);
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             return DebugLocks.RwUnlock(rw, write: true, null, check);
         }

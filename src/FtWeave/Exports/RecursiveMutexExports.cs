@@ -21,7 +21,7 @@ internal static unsafe class RecursiveMutexExports
             NullMutex("weave_recursive_mutex_lock: mutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.RecursiveLock(m, null, track: true);
             return;
@@ -32,7 +32,7 @@ internal static unsafe class RecursiveMutexExports
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_unlock")]
     private static int Unlock(weave_recursive_mutex_t* m) =>
         m == null ? NullMutex("weave_recursive_mutex_unlock: mutex is NULL\0"u8)
-        : DebugMode.s_flags != 0 ? DebugLocks.RecursiveUnlock(m, null) : CheckUnlock(RecursiveMutex.Unlock(m));
+        : DebugSwitch.s_flags != 0 ? DebugLocks.RecursiveUnlock(m, null) : CheckUnlock(RecursiveMutex.Unlock(m));
 
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_is_locked_by_current_thread")]
     private static int IsLockedByCurrentThread(weave_recursive_mutex_t* m) =>
@@ -46,7 +46,7 @@ internal static unsafe class RecursiveMutexExports
             NullMutex("weave_recursive_mutex_lock: mutex is NULL\0"u8);
             return;
         }
-        if (DebugMode.s_flags != 0)
+        if (DebugSwitch.s_flags != 0)
         {
             DebugLocks.RecursiveLock(m, null, track: false);
             return;
@@ -57,7 +57,7 @@ internal static unsafe class RecursiveMutexExports
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_unlock_slow")]
     private static int UnlockSlow(weave_recursive_mutex_t* m) =>
         m == null ? NullMutex("weave_recursive_mutex_unlock: mutex is NULL\0"u8)
-        : DebugMode.s_flags != 0 ? DebugLocks.RecursiveUnlock(m, null) : CheckUnlock(RecursiveMutex.UnlockSlow(m));
+        : DebugSwitch.s_flags != 0 ? DebugLocks.RecursiveUnlock(m, null) : CheckUnlock(RecursiveMutex.UnlockSlow(m));
 
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_lock_timed")]
     private static int LockTimed(weave_recursive_mutex_t* m, long timeoutNs, int flags)
@@ -70,7 +70,7 @@ internal static unsafe class RecursiveMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_recursive_mutex_lock_timed: unknown flags\0"u8);
         }
-        return DebugMode.s_flags != 0 ? DebugLocks.RecursiveLockTimed(m, timeoutNs, flags, null) : RecursiveMutex.LockTimed(m, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.RecursiveLockTimed(m, timeoutNs, flags, null) : RecursiveMutex.LockTimed(m, timeoutNs, flags);
     }
 
     private static int NullMutex(System.ReadOnlySpan<byte> message) => ThreadContexts.SetError(WEAVE_E_INVALID, message);
