@@ -6,7 +6,7 @@
 //             [--peer NAME]   (only peers whose name contains NAME: for profiling)
 //
 // Scenarios: uncontended, contended, pingpong, manypark, hotbucket, rwlock,
-// churn, regpair, event, cond, profile (the contention profile's cost).
+// churn, regpair, event, cond, profile (the contention profile's cost), debug.
 // Output: one CSV row per (scenario, peer, threads, workload) with the median
 // of --reps repetitions, plus '#'-prefixed lines describing the machine. A
 // self-check (the shared counter equals the sum of the acquisitions) makes
@@ -154,7 +154,7 @@ UncontendedPeer uncontended_peer() {
 // A second thread stays alive (asleep) for the whole scenario: glibc turns
 // pthread_mutex_lock/unlock into plain stores while a process has a single
 // thread, and every lock matters only in multi-threaded programs.
-void uncontended(const std::vector<UncontendedPeer> &all) {
+void uncontended(const std::vector<UncontendedPeer> &all, const char *scenario = "uncontended") {
   std::mutex idle_mutex;
   std::condition_variable idle_cv;
   bool idle_stop = false;
@@ -192,7 +192,7 @@ void uncontended(const std::vector<UncontendedPeer> &all) {
     }
   }
   for (size_t i = 0; i < peers.size(); i++) {
-    row("uncontended", peers[i]->name, 1, "-", median(ns[i]), "ns/op");
+    row(scenario, peers[i]->name, 1, "-", median(ns[i]), "ns/op");
   }
 }
 
@@ -1016,10 +1016,62 @@ void profile_cost() {
   weave_profile_set_rate(previous_rate > 0 ? previous_rate : 1);
 }
 
+// ---- debug mode: the cost of deadlock detection ----------------------------
+
+// The mutex as a program compiled with -DFT_WEAVE_DEBUG gets it: every lock
+// and unlock calls the checking export (weave_debug_mutex_*). Each variant
+// sets the debug flags at the start of each of its runs, so that the runs of
+// the variants can be interleaved: "off" is the routed call with debug mode
+// off (what -DFT_WEAVE_DEBUG costs by itself), "on" is with
+// WEAVE_DEBUG_ALL. The plain ft_weave peer (inline, debug off) is the
+// baseline: the header's fast path is the same whatever the flags.
+struct WeaveRouted {
+  static constexpr const char *name = "ft_weave -DFT_WEAVE_DEBUG";
+  weave_mutex_t m{};
+  void lock() { weave_debug_mutex_lock(&m); }
+  void unlock() { (void)weave_debug_mutex_unlock(&m); }
+};
+
+template <class L>
+UncontendedPeer debug_uncontended_peer(const char *name, int flags) {
+  UncontendedPeer inner = uncontended_peer<L>();
+  return {name, [inner, flags](uint64_t iters) {
+            (void)weave_debug_set(flags, nullptr, nullptr);
+            double ns = inner.run(iters);
+            (void)weave_debug_set(0, nullptr, nullptr);
+            return ns;
+          }};
+}
+
+template <class L>
+ThreadedPeer debug_mutex_peer(const char *name, int flags) {
+  return {name, [flags](int threads, const Workload &w, int ms) {
+            (void)weave_debug_set(flags, nullptr, nullptr);
+            RunResult r = contended_once<L>(threads, w, ms);
+            (void)weave_debug_set(0, nullptr, nullptr);
+            return r;
+          }};
+}
+
+void debug_mode() {
+  const std::vector<UncontendedPeer> solo = {
+      debug_uncontended_peer<peers::Weave>("ft_weave inline (debug off)", 0),
+      debug_uncontended_peer<WeaveRouted>("ft_weave routed (debug off)", 0),
+      debug_uncontended_peer<WeaveRouted>("ft_weave routed (debug on)", WEAVE_DEBUG_ALL),
+      debug_uncontended_peer<peers::WeaveExported>("ft_weave exported (debug off)", 0),
+      debug_uncontended_peer<peers::WeaveExported>("ft_weave exported (debug on)", WEAVE_DEBUG_ALL)};
+  uncontended(solo, "debug_uncontended");
+  const std::vector<ThreadedPeer> contended = {
+      debug_mutex_peer<peers::Weave>("ft_weave inline (debug off)", 0),
+      debug_mutex_peer<WeaveRouted>("ft_weave routed (debug off)", 0),
+      debug_mutex_peer<WeaveRouted>("ft_weave routed (debug on)", WEAVE_DEBUG_ALL)};
+  run_interleaved("debug_contended", contended, workloads, std::size(workloads));
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: lockbench [--smoke] [--out FILE] [--duration-ms N] [--reps N] [--only SCENARIO] [--peer NAME]\n"
-               "scenarios: uncontended contended pingpong manypark hotbucket rwlock churn regpair event cond profile\n");
+               "scenarios: uncontended contended pingpong manypark hotbucket rwlock churn regpair event cond profile debug\n");
   return 2;
 }
 
@@ -1104,6 +1156,9 @@ int main(int argc, char **argv) {
     event_latency<FutexEvent>();
     event_latency<PthreadEvent>();
     event_latency<AbslEvent>();
+  }
+  if (want("debug")) {
+    debug_mode();
   }
   if (want("cond")) {
     cond_pingpong<WeaveCond>();

@@ -452,6 +452,7 @@ WEAVE_API void weave_mutex_lock_slow(weave_mutex_t *m);
 WEAVE_API int weave_mutex_unlock_slow(weave_mutex_t *m);
 WEAVE_API void weave_mutex_unlock_wake(weave_mutex_t *m);
 
+#ifndef FT_WEAVE_DEBUG /* -DFT_WEAVE_DEBUG: routed through checks, see "Diagnostics: debug mode" */
 /* Acquires `m`, blocking as long as needed (with WEAVE_LOCK_DETACH). NULL
  * records WEAVE_E_INVALID in weave_last_error() and returns. Blocks. */
 static inline void weave_mutex_lock(weave_mutex_t *m) {
@@ -462,6 +463,7 @@ static inline void weave_mutex_lock(weave_mutex_t *m) {
   }
 }
 
+#endif /* FT_WEAVE_DEBUG */
 /* The release half of weave_mutex_unlock once it has checked that `m` is
  * locked with nobody parked. The compiler-only fence keeps the load of
  * _parked after the store (the processor may still let the load pass the
@@ -474,6 +476,7 @@ static inline void weave__mutex_release(weave_mutex_t *m) {
   }
 }
 
+#ifndef FT_WEAVE_DEBUG /* -DFT_WEAVE_DEBUG: routed through checks, see "Diagnostics: debug mode" */
 /* Releases `m`, waking (or handing the lock to) one parked thread if any.
  * Returns 0, WEAVE_E_NOT_OWNER when `m` is not locked (the mutex is left as
  * it was), WEAVE_E_INVALID for NULL. Does not block. Like CPython's, this
@@ -501,6 +504,7 @@ static inline int weave_mutex_trylock(weave_mutex_t *m) {
                                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
+#endif /* FT_WEAVE_DEBUG */
 /* 1 if `m` is locked (by any thread) at the moment of the call, else 0. */
 static inline int weave_mutex_is_locked(const weave_mutex_t *m) {
   return m != NULL && __atomic_load_n(&m->_bytes[0], __ATOMIC_RELAXED) == WEAVE_MUTEX_LOCKED;
@@ -680,6 +684,7 @@ static inline uint64_t weave__inline_thread_id(void) {
 WEAVE_API void weave_recursive_mutex_lock_slow(weave_recursive_mutex_t *m);
 WEAVE_API int weave_recursive_mutex_unlock_slow(weave_recursive_mutex_t *m);
 
+#ifndef FT_WEAVE_DEBUG /* -DFT_WEAVE_DEBUG: routed through checks, see "Diagnostics: debug mode" */
 /* Acquires `m`, or adds a level if the caller owns it. Blocks. */
 static inline void weave_recursive_mutex_lock(weave_recursive_mutex_t *m) {
   uint64_t me;
@@ -718,6 +723,7 @@ static inline int weave_recursive_mutex_unlock(weave_recursive_mutex_t *m) {
   return weave_mutex_unlock(&m->mutex);
 }
 
+#endif /* FT_WEAVE_DEBUG */
 /* 1 if the calling thread owns `m`, else 0. */
 static inline int weave_recursive_mutex_is_locked_by_current_thread(const weave_recursive_mutex_t *m) {
   return m != NULL && __atomic_load_n(&m->thread, __ATOMIC_RELAXED) == weave__inline_thread_id();
@@ -847,6 +853,7 @@ static inline int weave__rwmutex_try_runlock_biased_at(weave_rwmutex_t *rw, weav
   return 1;
 }
 
+#ifndef FT_WEAVE_DEBUG /* -DFT_WEAVE_DEBUG: routed through checks, see "Diagnostics: debug mode" */
 /* Acquires a read lock; parks (detached) while a writer holds or waits. A
  * thread may hold several read locks on one rwmutex, but a read lock held
  * while a writer waits blocks the next rlock (writers are preferred). */
@@ -920,6 +927,8 @@ static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
   return weave_rwmutex_unlock_slow(rw);
 }
 
+#endif /* FT_WEAVE_DEBUG */
+
 /* Timed acquires, with weave_mutex_lock_timed's timeout (< 0 forever; 0 one
  * attempt, no waiting) and WEAVE_LOCK_* flags (detach only with
  * WEAVE_LOCK_DETACH). Return WEAVE_LOCK_ACQUIRED, WEAVE_LOCK_FAILURE on
@@ -929,6 +938,124 @@ static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
  * queued behind it). Block. */
 WEAVE_API int weave_rwmutex_rlock_timed(weave_rwmutex_t *rw, int64_t timeout_ns, int flags);
 WEAVE_API int weave_rwmutex_lock_timed(weave_rwmutex_t *rw, int64_t timeout_ns, int flags);
+
+/* ---- Diagnostics: debug mode --------------------------------------------
+ *
+ * Deadlock detection for the mutex, recursive mutex and RW mutex
+ * (docs/diagnostics.md). Off by default, and free when off: the inline
+ * functions above carry no extra instruction, and the exported paths test
+ * one flag. It is turned on at run time, by weave_debug_set() or by the
+ * environment variable FT_WEAVE_DEBUG, read at the library's first use:
+ * "all" (lock_order + owner + live_deadlock) or a comma list of lock_order,
+ * owner, live_deadlock, fail_on_cycle, watchdog, watchdog=<ms> ("0", "off"
+ * or empty: none). An unknown item is reported (see below) and ignored.
+ *
+ * What is checked is every acquisition and release made through an
+ * exported function (the FFI copies, the _slow and _timed functions) and,
+ * in a translation unit compiled with -DFT_WEAVE_DEBUG, every inline
+ * lock and unlock of the three locks, which that macro routes through the
+ * weave_debug_* exports below (they record the caller's return address as
+ * the call site). The inline fast paths of code compiled without it are not
+ * seen: their acquisitions neither add lock-order edges nor count as held
+ * (an acquisition of theirs that has to wait still adds edges from the
+ * locks the thread holds through checked paths). The raw mutex, seqlock and
+ * critical sections are not tracked. */
+
+/* Lock-order detection: an acquisition made while the thread holds other
+ * ft_weave locks adds edges (held -> acquired) to a bounded process-wide
+ * graph; an edge that closes a cycle is reported once, even if this run
+ * never deadlocked. */
+#define WEAVE_DEBUG_LOCK_ORDER 1
+/* Owner checks: unlocking a lock that another thread holds (as recorded by
+ * the checked paths) returns WEAVE_E_NOT_OWNER, leaves the lock as it was,
+ * and is reported. */
+#define WEAVE_DEBUG_OWNER 2
+/* Each thread records the lock it waits for, which weave_debug_check_deadlocks
+ * (and the watchdog) uses. */
+#define WEAVE_DEBUG_LIVE_DEADLOCK 4
+/* With WEAVE_DEBUG_LOCK_ORDER: a weave_*_lock_timed that would close a
+ * lock-order cycle returns WEAVE_E_DEADLOCK (without acquiring, reported)
+ * instead of blocking. */
+#define WEAVE_DEBUG_FAIL_ON_CYCLE 8
+/* With WEAVE_DEBUG_LIVE_DEADLOCK: a background thread runs
+ * weave_debug_check_deadlocks every second (FT_WEAVE_DEBUG=watchdog=<ms>
+ * sets another period), reporting each deadlock once. */
+#define WEAVE_DEBUG_WATCHDOG 16
+/* What FT_WEAVE_DEBUG=all turns on. */
+#define WEAVE_DEBUG_ALL (WEAVE_DEBUG_LOCK_ORDER | WEAVE_DEBUG_OWNER | WEAVE_DEBUG_LIVE_DEADLOCK)
+
+/* Receives each finding as one line of text (no newline), valid during the
+ * call only. Called on the thread that found it (the watchdog's for its
+ * reports), holding none of the library's internal locks; ft_weave locks it
+ * takes are not checked. Never called for the same finding twice, except
+ * by weave_debug_check_deadlocks, which reports what it finds each time. */
+typedef void weave_debug_report_fn(const char *report, void *arg);
+
+/* Sets the debug flags (0 turns the checks off) and the report callback
+ * (NULL: each report is one line on stderr; nothing ever aborts). Each call
+ * starts a new lock-order graph and forgets the findings reported so far.
+ * Returns 0, or WEAVE_E_INVALID for unknown flags, FAIL_ON_CYCLE without
+ * LOCK_ORDER or WATCHDOG without LIVE_DEADLOCK (nothing changed), or
+ * WEAVE_E_NOMEM when the tables could not be allocated (checks stay off). */
+WEAVE_API int weave_debug_set(int flags, weave_debug_report_fn *fn, void *arg);
+
+/* The flags in force (read from FT_WEAVE_DEBUG on first use). */
+WEAVE_API int weave_debug_flags(void);
+
+/* Reports each set of threads that wait right now, through checked paths,
+ * for locks held by each other (a thread waiting for a lock it holds itself
+ * counts), and returns how many sets it found; 0 when debug mode is off.
+ * The report contains the word "deadlock" and each thread's
+ * weave_thread_id(). */
+WEAVE_API int weave_debug_check_deadlocks(void);
+
+/* 0 if the calling thread holds `m`; WEAVE_E_NOT_OWNER if it does not (also
+ * reported when debug mode is on); WEAVE_E_INVALID for NULL. With debug mode
+ * off, or for a mutex locked through an unchecked inline path, the mutex
+ * records no owner and "holds" can only mean "is locked". Does not block. */
+WEAVE_API int weave_mutex_assert_held(const weave_mutex_t *m);
+
+/* The checked operations that -DFT_WEAVE_DEBUG routes the inline functions
+ * to; same results as those. Not for direct use. */
+WEAVE_API void weave_debug_mutex_lock(weave_mutex_t *m);
+WEAVE_API int weave_debug_mutex_unlock(weave_mutex_t *m);
+WEAVE_API int weave_debug_mutex_trylock(weave_mutex_t *m);
+WEAVE_API void weave_debug_recursive_mutex_lock(weave_recursive_mutex_t *m);
+WEAVE_API int weave_debug_recursive_mutex_unlock(weave_recursive_mutex_t *m);
+WEAVE_API void weave_debug_rwmutex_rlock(weave_rwmutex_t *rw);
+WEAVE_API int weave_debug_rwmutex_runlock(weave_rwmutex_t *rw);
+WEAVE_API void weave_debug_rwmutex_lock(weave_rwmutex_t *rw);
+WEAVE_API int weave_debug_rwmutex_unlock(weave_rwmutex_t *rw);
+
+#ifdef FT_WEAVE_DEBUG
+static inline void weave_mutex_lock(weave_mutex_t *m) {
+  weave_debug_mutex_lock(m);
+}
+static inline int weave_mutex_unlock(weave_mutex_t *m) {
+  return weave_debug_mutex_unlock(m);
+}
+static inline int weave_mutex_trylock(weave_mutex_t *m) {
+  return weave_debug_mutex_trylock(m);
+}
+static inline void weave_recursive_mutex_lock(weave_recursive_mutex_t *m) {
+  weave_debug_recursive_mutex_lock(m);
+}
+static inline int weave_recursive_mutex_unlock(weave_recursive_mutex_t *m) {
+  return weave_debug_recursive_mutex_unlock(m);
+}
+static inline void weave_rwmutex_rlock(weave_rwmutex_t *rw) {
+  weave_debug_rwmutex_rlock(rw);
+}
+static inline int weave_rwmutex_runlock(weave_rwmutex_t *rw) {
+  return weave_debug_rwmutex_runlock(rw);
+}
+static inline void weave_rwmutex_lock(weave_rwmutex_t *rw) {
+  weave_debug_rwmutex_lock(rw);
+}
+static inline int weave_rwmutex_unlock(weave_rwmutex_t *rw) {
+  return weave_debug_rwmutex_unlock(rw);
+}
+#endif /* FT_WEAVE_DEBUG */
 
 /* ---- Seqlock ------------------------------------------------------------
  *

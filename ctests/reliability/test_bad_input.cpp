@@ -1063,3 +1063,55 @@ BAD_INPUT(weave_profile_set_rate) {
   CHECK(previous >= 1);
   CHECK(set_rate(previous) == INT_MAX);
 }
+
+// ---- Diagnostics: debug mode -------------------------------------------------
+// With debug mode off (these run without FT_WEAVE_DEBUG), the weave_debug_*
+// lock operations that -DFT_WEAVE_DEBUG routes to behave as the inline
+// functions they replace.
+
+BAD_INPUT(weave_debug_set) {
+  auto f = EXPORTED(weave_debug_set);
+  for (int flags : {32, 64, -1, INT_MIN, INT_MAX, WEAVE_DEBUG_FAIL_ON_CYCLE, WEAVE_DEBUG_WATCHDOG}) {
+    INFO("flags " << flags);
+    CHECK(f(flags, nullptr, nullptr) == WEAVE_E_INVALID);
+    CHECK(last_error_has("weave_debug_set"));
+  }
+  CHECK(weave_debug_flags() == 0);
+  CHECK(f(0, nullptr, nullptr) == 0);
+}
+
+BAD_INPUT(weave_debug_flags) { CHECK(EXPORTED(weave_debug_flags)() == 0); }
+
+BAD_INPUT(weave_debug_check_deadlocks) { CHECK(EXPORTED(weave_debug_check_deadlocks)() == 0); }
+
+BAD_INPUT(weave_mutex_assert_held) {
+  auto f = EXPORTED(weave_mutex_assert_held);
+  CHECK(f(nullptr) == WEAVE_E_INVALID);
+  CHECK(last_error_has("weave_mutex_assert_held: mutex is NULL"));
+  weave_mutex_t m = {0};
+  CHECK(f(&m) == WEAVE_E_NOT_OWNER);
+  weave_mutex_lock(&m);
+  CHECK(f(&m) == 0);  // no owner recorded with debug mode off: locked is all it can check
+  CHECK(weave_mutex_unlock(&m) == 0);
+}
+
+BAD_INPUT(weave_debug_mutex_lock) { check_mutex_lock_null(EXPORTED(weave_debug_mutex_lock)); }
+BAD_INPUT(weave_debug_mutex_unlock) { check_mutex_unlock(EXPORTED(weave_debug_mutex_unlock)); }
+BAD_INPUT(weave_debug_mutex_trylock) {
+  auto f = EXPORTED(weave_debug_mutex_trylock);
+  CHECK(f(nullptr) == 0);
+  weave_mutex_t m = {0};
+  CHECK(f(&m) == 1);
+  CHECK(f(&m) == 0);
+  CHECK(weave_mutex_unlock(&m) == 0);
+}
+BAD_INPUT(weave_debug_recursive_mutex_lock) { check_recursive_lock_null(EXPORTED(weave_debug_recursive_mutex_lock)); }
+BAD_INPUT(weave_debug_recursive_mutex_unlock) { check_recursive_unlock(EXPORTED(weave_debug_recursive_mutex_unlock)); }
+BAD_INPUT(weave_debug_rwmutex_rlock) {
+  check_rw_lock_null(EXPORTED(weave_debug_rwmutex_rlock), "weave_rwmutex_rlock: rwmutex is NULL");
+}
+BAD_INPUT(weave_debug_rwmutex_lock) {
+  check_rw_lock_null(EXPORTED(weave_debug_rwmutex_lock), "weave_rwmutex_lock: rwmutex is NULL");
+}
+BAD_INPUT(weave_debug_rwmutex_runlock) { check_rw_runlock(EXPORTED(weave_debug_rwmutex_runlock)); }
+BAD_INPUT(weave_debug_rwmutex_unlock) { check_rw_unlock(EXPORTED(weave_debug_rwmutex_unlock)); }

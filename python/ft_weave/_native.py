@@ -605,6 +605,7 @@ _RELEASE_GIL = {
 # Zero-timeout attempts of calls that may wait, keeping the GIL: with a
 # timeout of 0 they neither wait nor wake anybody.
 _TRY = {
+    "weave_mutex_lock_timed": ctypes.c_int,  # debug mode: an attempt that records lock orders
     "weave_rwmutex_rlock_timed": ctypes.c_int,
     "weave_rwmutex_lock_timed": ctypes.c_int,
 }

@@ -52,10 +52,26 @@ _NOT_OWNER = _native.WEAVE_E_NOT_OWNER
 _c = None  # _native.calls(), set by _bind() before the first object exists
 
 
+# True while the library's debug mode is on (ft_weave.debug): Mutex then
+# makes its first attempt with a zero-timeout weave_mutex_lock_timed instead
+# of weave_mutex_trylock, since a trylock records no lock order (it cannot
+# wait) but Mutex.acquire is a blocking acquisition.
+_checked = False
+
+
 def _bind():
-    global _c
+    global _c, _checked
     if _c is None:
+        from . import debug
+
+        _checked = debug.flags() != 0
         _c = _native.calls()
+
+
+def _mutex_try(ref):
+    if _checked:
+        return _c.try_weave_mutex_lock_timed(ref, _ZERO, _DONT_DETACH) == _ACQUIRED
+    return _c.weave_mutex_trylock(ref)
 
 
 # --- threading-style argument rules ------------------------------------------
@@ -217,18 +233,18 @@ class Mutex(_Primitive):
         """``threading.Lock.acquire``: True when acquired, False on timeout
         (or busy when not blocking)."""
         if timeout == -1 and blocking is True:
-            if _c.weave_mutex_trylock(self._ref):
+            if (_mutex_try(self._ref) if _checked else _c.weave_mutex_trylock(self._ref)):
                 return True
             return _wait(_c.weave_mutex_lock_timed, self._ref, -1, "Mutex.acquire")
         timeout = _lock_timeout(blocking, timeout)
-        if _c.weave_mutex_trylock(self._ref):
+        if (_mutex_try(self._ref) if _checked else _c.weave_mutex_trylock(self._ref)):
             return True
         if timeout == 0:
             return False
         return _wait(_c.weave_mutex_lock_timed, self._ref, timeout, "Mutex.acquire")
 
     def __enter__(self):
-        if _c.weave_mutex_trylock(self._ref):
+        if (_mutex_try(self._ref) if _checked else _c.weave_mutex_trylock(self._ref)):
             return True
         return _wait(_c.weave_mutex_lock_timed, self._ref, -1, "Mutex.acquire")
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FtWeave.Diagnostics;
 using FtWeave.Locks;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -19,14 +20,21 @@ internal static unsafe class MutexExports
             NullMutex("weave_mutex_lock: mutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.MutexLock(m, null, track: true);
+            return;
+        }
         Mutex.Lock(m);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock")]
-    private static int Unlock(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8) : CheckUnlock(Mutex.Unlock(m));
+    private static int Unlock(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8)
+        : DebugSwitch.s_flags != 0 ? DebugLocks.MutexUnlock(m, null, check: true) : CheckUnlock(Mutex.Unlock(m));
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_trylock")]
-    private static int TryLock(byte* m) => m != null && Mutex.TryLock(m) ? 1 : 0;
+    private static int TryLock(byte* m) =>
+        m == null ? 0 : DebugSwitch.s_flags != 0 ? DebugLocks.MutexTryLock(m, null) : Mutex.TryLock(m) ? 1 : 0;
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_is_locked")]
     private static int IsLocked(byte* m) => m != null && System.Threading.Volatile.Read(ref *m) == Mutex.Locked ? 1 : 0;
@@ -39,11 +47,17 @@ internal static unsafe class MutexExports
             NullMutex("weave_mutex_lock: mutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.MutexLock(m, null, track: false);
+            return;
+        }
         Mutex.LockSlow(m);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock_slow")]
-    private static int UnlockSlow(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8) : CheckUnlock(Mutex.UnlockSlow(m));
+    private static int UnlockSlow(byte* m) => m == null ? NullMutex("weave_mutex_unlock: mutex is NULL\0"u8)
+        : DebugSwitch.s_flags != 0 ? DebugLocks.MutexUnlock(m, null, check: false) : CheckUnlock(Mutex.UnlockSlow(m));
 
     /// <summary>The header's unlock after its release store saw waiters announced.</summary>
     [UnmanagedCallersOnly(EntryPoint = "weave_mutex_unlock_wake")]
@@ -68,7 +82,7 @@ internal static unsafe class MutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_mutex_lock_timed: unknown flags\0"u8);
         }
-        return Mutex.LockTimed(m, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.MutexLockTimed(m, timeoutNs, flags, null) : Mutex.LockTimed(m, timeoutNs, flags);
     }
 
     private static int NullMutex(System.ReadOnlySpan<byte> message) => ThreadContexts.SetError(WEAVE_E_INVALID, message);

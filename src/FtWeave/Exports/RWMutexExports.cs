@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using FtWeave.Abi;
+using FtWeave.Diagnostics;
 using FtWeave.Locks;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -22,11 +23,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: false, null, track: true);
+            return;
+        }
         RWMutex.RLock(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_runlock")]
-    private static int RUnlock(nuint* rw) => RUnlockChecked(rw);
+    private static int RUnlock(nuint* rw) => RUnlockChecked(rw, check: true);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock")]
     private static void Lock(nuint* rw)
@@ -36,11 +42,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: true, null, track: true);
+            return;
+        }
         RWMutex.Lock(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock")]
-    private static int Unlock(nuint* rw) => UnlockChecked(rw);
+    private static int Unlock(nuint* rw) => UnlockChecked(rw, check: true);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock_slow")]
     private static void RLockSlow(nuint* rw)
@@ -50,11 +61,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_rlock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: false, null, track: false);
+            return;
+        }
         RWMutex.RLockSlow(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_runlock_slow")]
-    private static int RUnlockSlow(nuint* rw) => RUnlockChecked(rw);
+    private static int RUnlockSlow(nuint* rw) => RUnlockChecked(rw, check: false);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_slow")]
     private static void LockSlow(nuint* rw)
@@ -64,11 +80,16 @@ internal static unsafe class RWMutexExports
             NullLock("weave_rwmutex_lock: rwmutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.RwLock(rw, write: true, null, track: false);
+            return;
+        }
         RWMutex.LockSlow(rw);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_unlock_slow")]
-    private static int UnlockSlow(nuint* rw) => UnlockChecked(rw);
+    private static int UnlockSlow(nuint* rw) => UnlockChecked(rw, check: false);
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_rlock_timed")]
     private static int RLockTimed(nuint* rw, long timeoutNs, int flags)
@@ -81,7 +102,7 @@ internal static unsafe class RWMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_rlock_timed: unknown flags\0"u8);
         }
-        return RWMutex.RLockTimed(rw, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: false, timeoutNs, flags, null) : RWMutex.RLockTimed(rw, timeoutNs, flags);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_rwmutex_lock_timed")]
@@ -95,7 +116,7 @@ internal static unsafe class RWMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_rwmutex_lock_timed: unknown flags\0"u8);
         }
-        return RWMutex.LockTimed(rw, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.RwLockTimed(rw, write: true, timeoutNs, flags, null) : RWMutex.LockTimed(rw, timeoutNs, flags);
     }
     /// <summary>
     /// The visible-readers table of the reader bias, for the header's inline
@@ -105,11 +126,15 @@ internal static unsafe class RWMutexExports
     [UnmanagedCallersOnly(EntryPoint = "weave__rwmutex_readers")]
     private static weave__rwmutex_slot_t* Readers() => (weave__rwmutex_slot_t*)FtWeave.Interop.Native.RWMutexReaders();
 
-    private static int RUnlockChecked(nuint* rw)
+    private static int RUnlockChecked(nuint* rw, bool check)
     {
         if (rw == null)
         {
             return NullLock("weave_rwmutex_runlock: rwmutex is NULL\0"u8);
+        }
+        if (DebugSwitch.s_flags != 0)
+        {
+            return DebugLocks.RwUnlock(rw, write: false, null, check);
         }
         int result = RWMutex.RUnlock(rw);
         return result == WEAVE_E_NOT_OWNER
@@ -117,11 +142,15 @@ internal static unsafe class RWMutexExports
             : result;
     }
 
-    private static int UnlockChecked(nuint* rw)
+    private static int UnlockChecked(nuint* rw, bool check)
     {
         if (rw == null)
         {
             return NullLock("weave_rwmutex_unlock: rwmutex is NULL\0"u8);
+        }
+        if (DebugSwitch.s_flags != 0)
+        {
+            return DebugLocks.RwUnlock(rw, write: true, null, check);
         }
         int result = RWMutex.Unlock(rw);
         return result == WEAVE_E_NOT_OWNER

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using FtWeave.Abi;
+using FtWeave.Diagnostics;
 using FtWeave.Locks;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -20,12 +21,18 @@ internal static unsafe class RecursiveMutexExports
             NullMutex("weave_recursive_mutex_lock: mutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.RecursiveLock(m, null, track: true);
+            return;
+        }
         RecursiveMutex.Lock(m);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_unlock")]
     private static int Unlock(weave_recursive_mutex_t* m) =>
-        m == null ? NullMutex("weave_recursive_mutex_unlock: mutex is NULL\0"u8) : CheckUnlock(RecursiveMutex.Unlock(m));
+        m == null ? NullMutex("weave_recursive_mutex_unlock: mutex is NULL\0"u8)
+        : DebugSwitch.s_flags != 0 ? DebugLocks.RecursiveUnlock(m, null) : CheckUnlock(RecursiveMutex.Unlock(m));
 
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_is_locked_by_current_thread")]
     private static int IsLockedByCurrentThread(weave_recursive_mutex_t* m) =>
@@ -39,12 +46,18 @@ internal static unsafe class RecursiveMutexExports
             NullMutex("weave_recursive_mutex_lock: mutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.RecursiveLock(m, null, track: false);
+            return;
+        }
         RecursiveMutex.LockSlow(m);
     }
 
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_unlock_slow")]
     private static int UnlockSlow(weave_recursive_mutex_t* m) =>
-        m == null ? NullMutex("weave_recursive_mutex_unlock: mutex is NULL\0"u8) : CheckUnlock(RecursiveMutex.UnlockSlow(m));
+        m == null ? NullMutex("weave_recursive_mutex_unlock: mutex is NULL\0"u8)
+        : DebugSwitch.s_flags != 0 ? DebugLocks.RecursiveUnlock(m, null) : CheckUnlock(RecursiveMutex.UnlockSlow(m));
 
     [UnmanagedCallersOnly(EntryPoint = "weave_recursive_mutex_lock_timed")]
     private static int LockTimed(weave_recursive_mutex_t* m, long timeoutNs, int flags)
@@ -57,7 +70,7 @@ internal static unsafe class RecursiveMutexExports
         {
             return ThreadContexts.SetError(WEAVE_E_INVALID, "weave_recursive_mutex_lock_timed: unknown flags\0"u8);
         }
-        return RecursiveMutex.LockTimed(m, timeoutNs, flags);
+        return DebugSwitch.s_flags != 0 ? DebugLocks.RecursiveLockTimed(m, timeoutNs, flags, null) : RecursiveMutex.LockTimed(m, timeoutNs, flags);
     }
 
     private static int NullMutex(System.ReadOnlySpan<byte> message) => ThreadContexts.SetError(WEAVE_E_INVALID, message);
