@@ -21,8 +21,8 @@ using Threads = thread_group;
 // Polls (up to ~1 s) until the flag's byte is `value`.
 // Bounded at 10 s: under valgrind on a loaded 2-core machine, starting the
 // waiter threads alone took more than the 1 s this used to allow.
-bool byte_becomes(const weave_once_t &o, uint8_t value) {
-  for (int i = 0; i < 1000; i++) {
+bool byte_becomes(const weave_once_t &o, uint8_t value, int budget_ms = 10000) {
+  for (int i = 0; i < budget_ms / 10; i++) {
     if (__atomic_load_n(&o.v, __ATOMIC_ACQUIRE) == value) return true;
     usleep(10 * 1000);
   }
@@ -264,7 +264,10 @@ int exit_inside(void *) {
   runs.fetch_add(1);
   weave_event_notify(&runner_started);
   // Let the waiters park first (when there are any: see the case below).
-  (void)byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED);
+  // Longer than the test thread's own wait for the same state: under
+  // valgrind on a loaded machine the waiters can take seconds to start, and
+  // a runner that gave up first would end the run before the test saw it.
+  (void)byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED, 60000);
   usleep(20 * 1000);
   pthread_exit(nullptr);
 }
