@@ -983,16 +983,16 @@ ThreadedPeer debug_mutex_peer(const char *name, int flags) {
 
 void debug_mode() {
   const std::vector<UncontendedPeer> solo = {
-      debug_uncontended_peer<peers::Weave>("ft_weave inline, debug off", 0),
-      debug_uncontended_peer<WeaveRouted>("ft_weave routed, debug off", 0),
-      debug_uncontended_peer<WeaveRouted>("ft_weave routed, debug on", WEAVE_DEBUG_ALL),
-      debug_uncontended_peer<peers::WeaveExported>("ft_weave exported, debug off", 0),
-      debug_uncontended_peer<peers::WeaveExported>("ft_weave exported, debug on", WEAVE_DEBUG_ALL)};
+      debug_uncontended_peer<peers::Weave>("ft_weave inline (debug off)", 0),
+      debug_uncontended_peer<WeaveRouted>("ft_weave routed (debug off)", 0),
+      debug_uncontended_peer<WeaveRouted>("ft_weave routed (debug on)", WEAVE_DEBUG_ALL),
+      debug_uncontended_peer<peers::WeaveExported>("ft_weave exported (debug off)", 0),
+      debug_uncontended_peer<peers::WeaveExported>("ft_weave exported (debug on)", WEAVE_DEBUG_ALL)};
   uncontended(solo, "debug_uncontended");
   const std::vector<ThreadedPeer> contended = {
-      debug_mutex_peer<peers::Weave>("ft_weave inline, debug off", 0),
-      debug_mutex_peer<WeaveRouted>("ft_weave routed, debug off", 0),
-      debug_mutex_peer<WeaveRouted>("ft_weave routed, debug on", WEAVE_DEBUG_ALL)};
+      debug_mutex_peer<peers::Weave>("ft_weave inline (debug off)", 0),
+      debug_mutex_peer<WeaveRouted>("ft_weave routed (debug off)", 0),
+      debug_mutex_peer<WeaveRouted>("ft_weave routed (debug on)", WEAVE_DEBUG_ALL)};
   run_interleaved("debug_contended", contended, workloads, std::size(workloads));
 }
 
