@@ -311,6 +311,33 @@ def many_table(rows):
             "longest single call.\n\n" + "\n".join(out) + "\n")
 
 
+DEBUG_BASE = "ft_weave inline (debug off)"
+
+
+def debug_table(rows, by):
+    """lockbench's debug scenario: the mutex inline (debug mode cannot
+    change it), routed through the checking exports by -DFT_WEAVE_DEBUG, and
+    through the exported copy, with debug mode off and on (WEAVE_DEBUG_ALL);
+    docs/diagnostics.md explains the columns."""
+    out = ["| uncontended lock+unlock | ns/op | / inline |", "| --- | ---: | ---: |"]
+    base = by.get(("debug_uncontended", DEBUG_BASE, 1, "-"))
+    for r in rows:
+        if r["scenario"] == "debug_uncontended":
+            out.append(f"| {r['peer']} | {fmt(r['value'])} | "
+                       f"{ratio(r['value'], base['value']) if base else float('nan'):.2f}× |")
+    peers = peers_of(rows, "debug_contended")
+    out += ["", "| contended, M ops/s | threads | " + " | ".join(peers) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in peers) + " |"]
+    for wl in ("tiny", "small"):
+        for t in THREADS:
+            cells = [by.get(("debug_contended", p, t, wl)) for p in peers]
+            if not any(cells):
+                continue
+            out.append(f"| {wl} | {t} | " + " | ".join(f"{c['value'] / 1e6:.1f}" if c else "" for c in cells) + " |")
+    return ("Lock+unlock cost of debug mode (bench/lockbench.cpp, scenario debug), the variants interleaved "
+            "run by run.\n\n" + "\n".join(out) + "\n")
+
+
 def generate(meta, rows, by, img_rel):
     all_rows = rows
     rows = main_rows(rows)
@@ -370,6 +397,9 @@ def generate(meta, rows, by, img_rel):
     parts.append(simple_table(rows, by, "cond", "µs per round trip", True,
                               "Two threads pass a turn under a mutex with a condition variable", threads=2))
     parts.append(f"\n![latencies]({img_rel}/bench_latency.png)\n")
+    if any(r["scenario"].startswith("debug_") for r in rows):
+        parts.append("\n### 6b. Debug mode (deadlock detection)\n")
+        parts.append(debug_table(rows, by))
     parts.append("\n### 7. Before and after: the previous build in alternated runs\n")
     parts.append(previous_table(all_rows, by))
     profile_rows = [r for r in rows if r["scenario"] == "profile" and r["unit"] == "ratio"]
