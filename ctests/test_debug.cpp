@@ -372,3 +372,80 @@ TEST_CASE("debug: weave_debug_set rejects bad flags and leaves the mode as it wa
   CHECK(weave_debug_set(-1, nullptr, nullptr) == WEAVE_E_INVALID);
   CHECK(weave_debug_flags() == WEAVE_DEBUG_OWNER);
 }
+
+// Critical sections count as held while active: a section on A, then a
+// lock of B, on one thread; B, then a section on A, on another.
+TEST_CASE("debug: an active critical section's mutex takes part in lock orders") {
+  DebugOff off;
+  Reports reports;
+  REQUIRE(weave_debug_set(WEAVE_DEBUG_LOCK_ORDER, &Reports::collect, &reports) == 0);
+  weave_mutex_t a = {}, b = {};
+  ftw_test::run_pthread([&] {
+    weave_critical_section_t cs;
+    weave_critical_section_begin(&cs, &a);
+    weave_mutex_lock(&b);
+    (void)weave_mutex_unlock(&b);
+    weave_critical_section_end(&cs);
+  });
+  CHECK(reports.count_with("lock order") == 0);
+  ftw_test::run_pthread([&] {
+    weave_mutex_lock(&b);
+    weave_critical_section_t cs;
+    weave_critical_section_begin(&cs, &a);
+    weave_critical_section_end(&cs);
+    (void)weave_mutex_unlock(&b);
+  });
+  INFO(reports.all());
+  REQUIRE(reports.count_with("lock order") == 1);
+  std::string report = reports.all();
+  CHECK(report.find(hex(&a)) != std::string::npos);
+  CHECK(report.find(hex(&b)) != std::string::npos);
+  CHECK(report.find("critical section") != std::string::npos);
+  CHECK_FALSE(weave_mutex_is_locked(&a));
+  CHECK_FALSE(weave_mutex_is_locked(&b));
+}
+
+// ... and not while suspended: a detached park suspends every section; on
+// waking only the innermost is resumed, so the outer section's mutex is not
+// held when the next lock is taken, and its order is not recorded.
+TEST_CASE("debug: a suspended critical section's mutex does not take part in lock orders") {
+  DebugOff off;
+  Reports reports;
+  REQUIRE(weave_debug_set(WEAVE_DEBUG_LOCK_ORDER, &Reports::collect, &reports) == 0);
+  weave_mutex_t outer = {}, inner = {}, b = {};
+  ftw_test::run_pthread([&] {
+    weave_critical_section_t cs_outer, cs_inner;
+    weave_critical_section_begin(&cs_outer, &outer);
+    weave_critical_section_begin(&cs_inner, &inner);
+    uint32_t word = 0, expected = 0;
+    // Times out after 1 ms; detached, so the sections are suspended.
+    (void)weave_park(&word, &expected, sizeof word, 1000 * 1000, nullptr, 1);
+    CHECK_FALSE(weave_mutex_is_locked(&outer));  // suspended, not resumed yet
+    CHECK(weave_mutex_is_locked(&inner));        // the innermost is resumed
+    // Start the graph afresh (weave_debug_set resets it), so that the
+    // nesting order outer -> inner does not link outer to what follows.
+    REQUIRE(weave_debug_set(WEAVE_DEBUG_LOCK_ORDER, &Reports::collect, &reports) == 0);
+    weave_mutex_lock(&b);
+    (void)weave_mutex_unlock(&b);
+    weave_critical_section_end(&cs_inner);
+    weave_critical_section_end(&cs_outer);
+  });
+  ftw_test::run_pthread([&] {
+    // b then outer: no cycle (outer -> b was never held), b then inner: one.
+    weave_mutex_lock(&b);
+    weave_mutex_lock(&outer);
+    (void)weave_mutex_unlock(&outer);
+    (void)weave_mutex_unlock(&b);
+  });
+  INFO(reports.all());
+  CHECK(reports.count_with("lock order") == 0);
+  ftw_test::run_pthread([&] {
+    weave_mutex_lock(&b);
+    weave_mutex_lock(&inner);
+    (void)weave_mutex_unlock(&inner);
+    (void)weave_mutex_unlock(&b);
+  });
+  INFO(reports.all());
+  CHECK(reports.count_with("lock order") == 1);
+  CHECK(reports.all().find(hex(&inner)) != std::string::npos);
+}

@@ -958,8 +958,10 @@ WEAVE_API int weave_rwmutex_lock_timed(weave_rwmutex_t *rw, int64_t timeout_ns, 
  * the call site). The inline fast paths of code compiled without it are not
  * seen: their acquisitions neither add lock-order edges nor count as held
  * (an acquisition of theirs that has to wait still adds edges from the
- * locks the thread holds through checked paths). The raw mutex, seqlock and
- * critical sections are not tracked. */
+ * locks the thread holds through checked paths). Critical sections count
+ * as held while active, not while suspended (every begin goes through the
+ * library while the lock-order or live-deadlock checks are on). The raw
+ * mutex and the seqlock are not tracked. */
 
 /* Lock-order detection: an acquisition made while the thread holds other
  * ft_weave locks adds edges (held -> acquired) to a bounded process-wide

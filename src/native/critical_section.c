@@ -81,6 +81,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdlib.h>
+
 #include "ft_weave.h"
 #include "ftw_native.h"
 
@@ -96,6 +98,22 @@ _Static_assert(_Alignof(weave_critical_section_t) >= 4, "tag bits need 4-byte al
 _Static_assert(offsetof(weave_critical_section2_t, _cs_base) == 0, "a two-mutex section starts with a one-mutex one");
 
 static __thread uintptr_t *section_top;
+
+/* Debug mode's switch for the sections (set by DebugMode.cs whenever the
+ * lock-order or live-deadlock checks go on or off): while it is on, every
+ * begin goes through C#, which first tells the checks which mutexes the
+ * thread's active sections hold. Until C# has read FT_WEAVE_DEBUG it follows
+ * the variable's presence, so that a program whose first call is a begin is
+ * checked too. Relaxed: a hint read once per begin; a begin that races a
+ * weave_debug_set is checked or not, as if it came just before or after. */
+static int debug_sections;
+
+__attribute__((constructor)) static void debug_sections_from_environment(void) {
+  const char *v = getenv("FT_WEAVE_DEBUG");
+  __atomic_store_n(&debug_sections, v != NULL && *v != 0, __ATOMIC_RELAXED);
+}
+
+void ftw_debug_sections_set(int on) { __atomic_store_n(&debug_sections, on != 0, __ATOMIC_RELAXED); }
 
 uint64_t ftw_critical_section_constants(void) {
   return (uint64_t)CS_SUSPENDED | (uint64_t)CS_TWO << 8 | (uint64_t)CS_ENDED << 16 | (uint64_t)CS_NOT_PUSHED << 24 |
@@ -182,7 +200,7 @@ __attribute__((noinline)) static void end_unlocking_slowly(weave_critical_sectio
 
 void weave_critical_section_begin(weave_critical_section_t *c, weave_mutex_t *m) {
   uintptr_t *top = section_top;
-  if (top != NULL && c != NULL && m != NULL) {
+  if (top != NULL && c != NULL && m != NULL && !__atomic_load_n(&debug_sections, __ATOMIC_RELAXED)) {
     if (try_lock(m)) {
       c->_cs_mutex = m;
       c->_cs_prev = *top;
@@ -203,7 +221,8 @@ void weave_critical_section_begin(weave_critical_section_t *c, weave_mutex_t *m)
 
 void weave_critical_section2_begin(weave_critical_section2_t *c, weave_mutex_t *m1, weave_mutex_t *m2) {
   uintptr_t *top = section_top;
-  if (top != NULL && c != NULL && m1 != NULL && m2 != NULL && m1 != m2) {
+  if (top != NULL && c != NULL && m1 != NULL && m2 != NULL && m1 != m2 &&
+      !__atomic_load_n(&debug_sections, __ATOMIC_RELAXED)) {
     if ((uintptr_t)m2 < (uintptr_t)m1) {
       /* Address order, as C# (the contended entry below relies on it). */
       weave_mutex_t *t = m1;

@@ -88,6 +88,9 @@ void ftw_profile_warm_up(void);
 int ftw_profile_in_library(uintptr_t pc);
 int ftw_profile_at_exit(void (*writer)(void));
 
+/* critical_section.c: debug mode's switch for the sections' begins. */
+void ftw_debug_sections_set(int on);
+
 #pragma GCC visibility pop
 
 #endif

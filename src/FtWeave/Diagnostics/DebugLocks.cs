@@ -69,6 +69,17 @@ internal static unsafe class DebugLocks
                 }
             }
         }
+        if ((flags & DebugFlags.LockOrder) != 0)
+        {
+            // The mutexes of the thread's active critical sections count as
+            // held (not those of suspended ones: they are released).
+            var sections = new SectionOrders { T = t, Address = address, Kind = kind, Site = site, Refuse = timed && (flags & DebugFlags.FailOnCycle) != 0 };
+            int result = Sections.CriticalSections.ForEachActiveMutex(ref sections);
+            if (result != 0)
+            {
+                return result;
+            }
+        }
         if ((flags & DebugFlags.LiveDeadlock) != 0)
         {
             t->WaitingKind = kind;
@@ -139,6 +150,62 @@ internal static unsafe class DebugLocks
     {
         flags = DebugMode.Flags;
         return flags != 0 ? DebugThreads.Current() : null;
+    }
+
+    /// <summary>Adds the order "section's mutex, then Address" for each active section.</summary>
+    private struct SectionOrders : Sections.IActiveSectionVisitor
+    {
+        internal DebugThread* T;
+        internal nint Address;
+        internal int Kind;
+        internal void* Site;
+        internal bool Refuse;
+
+        public int Visit(byte* mutex)
+        {
+            nint held = (nint)mutex;
+            // The section's own mutex again (a nested section on it is a
+            // re-entry; a blocking lock of it suspends the section first).
+            if (held == Address || LockOrderGraph.HasEdge(held, Address))
+            {
+                return 0;
+            }
+            return LockOrderGraph.Add(held, LockKind.Section, 0, Address, Kind, (long)Site, T->ThreadId, Refuse);
+        }
+    }
+
+    // ---- critical sections ----
+
+    /// <summary>
+    /// Before a critical section's begin (every begin comes to C# while the
+    /// checks are on): the orders from the locks and active sections the
+    /// thread holds to the section's mutexes, and the live-deadlock check's
+    /// "waiting on". The section's mutexes are not pushed on the held list:
+    /// while the section is active the walk of the thread's sections finds
+    /// them, and a suspension releases them without telling anyone.
+    /// </summary>
+    internal static void SectionBegin(byte* m1, byte* m2)
+    {
+        DebugThread* t = Self(out int flags);
+        if (t == null)
+        {
+            return;
+        }
+        _ = BeforeAcquire(flags, t, (nint)m1, LockKind.Section, null, timed: false);
+        if (m2 != null && m2 != m1)
+        {
+            _ = BeforeAcquire(flags, t, (nint)m2, LockKind.Section, null, timed: false);
+        }
+    }
+
+    /// <summary>After the begin: no longer waiting.</summary>
+    internal static void SectionBegun()
+    {
+        DebugThread* t = Self(out _);
+        if (t != null)
+        {
+            Volatile.Write(ref t->WaitingOn, 0);
+        }
     }
 
     // ---- mutex ----

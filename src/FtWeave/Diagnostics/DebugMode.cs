@@ -28,12 +28,16 @@ internal static class LockKind
     internal const int RwRead = 3;
     internal const int RwWrite = 4;
 
+    /// <summary>A weave_mutex_t held by an active critical section.</summary>
+    internal const int Section = 5;
+
     internal static string Name(int kind) => kind switch
     {
         Mutex => "mutex",
         Recursive => "recursive mutex",
         RwRead => "rwmutex (read)",
         RwWrite => "rwmutex (write)",
+        Section => "mutex (critical section)",
         _ => "lock",
     };
 
@@ -49,6 +53,7 @@ internal static class LockKind
         switch (kind)
         {
             case Mutex:
+            case Section:
                 return Volatile.Read(ref *(byte*)address) == Locks.Mutex.Locked;
             case Recursive:
                 return Volatile.Read(ref ((weave_recursive_mutex_t*)address)->thread) == thread;
@@ -308,7 +313,9 @@ internal static unsafe class DebugMode
             // The common case, without allocating: off (unless a concurrent
             // weave_debug_set got there first).
             Interlocked.CompareExchange(ref DebugSwitch.s_flags, 0, -1);
-            return Volatile.Read(ref DebugSwitch.s_flags);
+            int now = Volatile.Read(ref DebugSwitch.s_flags);
+            Interop.Native.DebugSectionsSet(now & (DebugFlags.LockOrder | DebugFlags.LiveDeadlock));
+            return now;
         }
         return FromEnvironmentSlow();
     }
@@ -337,6 +344,7 @@ internal static unsafe class DebugMode
                 DebugSwitch.s_watchdogMs = watchdogMs;
             }
             Volatile.Write(ref DebugSwitch.s_flags, flags);
+            Interop.Native.DebugSectionsSet(flags & (DebugFlags.LockOrder | DebugFlags.LiveDeadlock));
         }
         if (problems != null)
         {
@@ -449,6 +457,7 @@ internal static unsafe class DebugMode
             Volatile.Write(ref s_sink, fn == null ? null : new Sink { Fn = fn, Arg = arg });
             LiveDeadlocks.ForgetReported();
             Volatile.Write(ref DebugSwitch.s_flags, flags);
+            Interop.Native.DebugSectionsSet(flags & (DebugFlags.LockOrder | DebugFlags.LiveDeadlock));
         }
         if ((flags & DebugFlags.Watchdog) != 0)
         {

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using FtWeave.Interop;
 using FtWeave.Locks;
+using FtWeave.Diagnostics;
 using FtWeave.Sections;
 using FtWeave.Threads;
 using static FtWeave.Abi.ErrorCodes;
@@ -34,6 +35,13 @@ internal static unsafe class CriticalSectionExports
             ThreadContexts.SetError(WEAVE_E_INVALID, "weave_critical_section_begin: section or mutex is NULL\0"u8);
             return;
         }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.SectionBegin(m, null);
+            CriticalSections.Begin(c, m);
+            DebugLocks.SectionBegun();
+            return;
+        }
         CriticalSections.Begin(c, m);
     }
 
@@ -61,6 +69,13 @@ internal static unsafe class CriticalSectionExports
                 c->_cs_mutex2 = null;
             }
             ThreadContexts.SetError(WEAVE_E_INVALID, "weave_critical_section2_begin: section or mutex is NULL\0"u8);
+            return;
+        }
+        if (DebugSwitch.s_flags != 0)
+        {
+            DebugLocks.SectionBegin(m1, m2);
+            CriticalSections.Begin2(c, m1, m2);
+            DebugLocks.SectionBegun();
             return;
         }
         CriticalSections.Begin2(c, m1, m2);

@@ -153,6 +153,11 @@ internal static unsafe partial class Native
     /// the critical sections' C fast paths (src/native/critical_section.c),
     /// or clears it (NULL). One thread-local store.
     /// </summary>
+    /// <summary>Sends every section begin through C# while debug mode's checks are on.</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_debug_sections_set")]
+    [SuppressGCTransition]
+    internal static partial void DebugSectionsSet(int on);
+
     [LibraryImport(Library, EntryPoint = "ftw_critical_section_publish")]
     [SuppressGCTransition]
     internal static partial void PublishSectionTop(nuint* top);

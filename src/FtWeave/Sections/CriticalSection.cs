@@ -67,6 +67,13 @@ internal unsafe struct weave_critical_section2_t
 /// <see cref="Publish"/> compares with these before ever publishing (a
 /// mismatch keeps the fast path off: every call then comes here).
 /// </summary>
+/// <summary>A callback of <see cref="CriticalSections.ForEachActiveMutex"/>.</summary>
+internal unsafe interface IActiveSectionVisitor
+{
+    /// <summary>Returns nonzero to stop the walk with that value.</summary>
+    int Visit(byte* mutex);
+}
+
 internal static unsafe class CriticalSections
 {
     private const nuint Inactive = 1;
@@ -144,6 +151,45 @@ internal static unsafe class CriticalSections
     {
         nuint top = ctx->SectionTop;
         return IsActive(top) && Holds(top, m);
+    }
+
+    /// <summary>
+    /// Debug mode's view of the calling thread's sections: calls visit(m) for
+    /// every mutex an active (not suspended) section of the chain holds,
+    /// innermost first. A link whose Inactive tag is set points to a
+    /// suspended section, whose mutexes are released. Only the owning thread
+    /// walks its chain (no atomics, as everywhere here). Returns the first
+    /// nonzero result of visit, or 0.
+    /// </summary>
+    internal static int ForEachActiveMutex<TVisit>(ref TVisit visit)
+        where TVisit : struct, IActiveSectionVisitor
+    {
+        ThreadContext* ctx = ThreadContexts.Peek();
+        if (ctx == null)
+        {
+            return 0;
+        }
+        nuint tag = ctx->SectionTop;
+        // Bounded: a corrupted chain (a section's memory reused while pushed)
+        // must not hang the debug check.
+        for (int n = 0; (tag & ~TagMask) != 0 && n < 4096; n++)
+        {
+            var c = (weave_critical_section_t*)(tag & ~TagMask);
+            if ((tag & Inactive) == 0)
+            {
+                int r = c->_cs_mutex != null ? visit.Visit(c->_cs_mutex) : 0;
+                if (r == 0 && (tag & TwoMutexes) != 0 && ((weave_critical_section2_t*)c)->_cs_mutex2 != null)
+                {
+                    r = visit.Visit(((weave_critical_section2_t*)c)->_cs_mutex2);
+                }
+                if (r != 0)
+                {
+                    return r;
+                }
+            }
+            tag = c->_cs_prev;
+        }
+        return 0;
     }
 
     internal static void Begin(weave_critical_section_t* c, byte* m)
