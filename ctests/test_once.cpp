@@ -262,6 +262,8 @@ enum class Ending { Exit, Cancel };
 
 // How many callers the case starts to wait on the flag (0: none).
 std::atomic<int> expected_waiters{0};
+// Set by the test thread once it saw the waiters parked.
+std::atomic<bool> test_saw_parked{false};
 
 int exit_inside(void *) {
   runs.fetch_add(1);
@@ -271,7 +273,11 @@ int exit_inside(void *) {
   // machine the waiters can take seconds to start, and a runner that gave up
   // first would end the run before the test saw it.
   if (expected_waiters.load() > 0) {
-    (void)byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED, 120000);
+    // Until the test thread has seen the waiters parked (not just until they
+    // are): under valgrind a poll of the test thread can miss a short window.
+    for (int i = 0; i < 120000 && !test_saw_parked.load(); i++) {
+      usleep(1000);
+    }
   }
   usleep(20 * 1000);
   pthread_exit(nullptr);
@@ -303,6 +309,7 @@ void check_abandoned_run(Ending ending, int waiters) {
   runner_started = weave_event_t{0};
   runs = waiters_done = results_ok = 0;
   expected_waiters = waiters;
+  test_saw_parked = false;
   weave_once_fn *fn = ending == Ending::Exit ? exit_inside : cancelled_inside;
   pthread_t runner;
   REQUIRE(pthread_create(&runner, nullptr, runner_thread, &fn) == 0);
@@ -317,7 +324,9 @@ void check_abandoned_run(Ending ending, int waiters) {
   }
   // Generous: under valgrind on a loaded machine each waiter's first call
   // (the runtime's thread attach) can take seconds.
-  REQUIRE(byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED, 60000));
+  bool parked = byte_becomes(once, WEAVE_ONCE_RUNNING | WEAVE_ONCE_HAS_PARKED, 60000);
+  test_saw_parked = true;  // the runner may end its run now
+  REQUIRE(parked);
   if (ending == Ending::Cancel) {
     REQUIRE(pthread_cancel(runner) == 0);
   }
