@@ -353,6 +353,69 @@ void run_interleaved(const char *scenario, const std::vector<ThreadedPeer> &all,
   }
 }
 
+// ---- latency regimes --------------------------------------------------------
+
+// Wake-up latencies on this kind of machine (a VM with few vCPUs) have two
+// regimes: a wake that reaches a CPU that is still awake (in its idle loop,
+// or a thread polling) takes about a microsecond; one that reaches a vCPU
+// that has halted goes through the hypervisor and takes 10-20 us. Which one a
+// run lands in depends on timing (a few hundred ns more on the response path
+// are enough to tip a futex ping-pong into the slow one), so a latency row is
+// only comparable to a peer's when both ran in the same regime. Every
+// latency scenario therefore runs its peers interleaved, run by run, and
+// reports for each peer the median over runs of the run's median per-round
+// time, then in `regimes` rows how many runs fell in each regime (a run is
+// fast when its median is below kFastWakeUs per wake it waits for: a round
+// trip waits for two) and the median of each.
+constexpr double kFastWakeUs = 2.5;
+
+struct LatencyPeer {
+  std::string name;
+  std::function<double(uint32_t rounds)> run;  // one run: the median per-round time in us
+};
+
+void latency_rows(const char *scenario, const std::string &peer, const std::vector<double> &runs, const char *unit,
+                  int wakes) {
+  row(scenario, peer, 2, "-", median(runs), unit);
+  std::vector<double> fast, slow;
+  for (double us : runs) {
+    (us < kFastWakeUs * wakes ? fast : slow).push_back(us);
+  }
+  const std::string sc(scenario);
+  row("regimes", peer, 2, sc + ":fast", (double)fast.size(), "runs");
+  row("regimes", peer, 2, sc + ":slow", (double)slow.size(), "runs");
+  if (!fast.empty()) {
+    row("regimes", peer, 2, sc + ":fast-median", median(fast), unit);
+  }
+  if (!slow.empty()) {
+    row("regimes", peer, 2, sc + ":slow-median", median(slow), unit);
+  }
+}
+
+// wakes: how many wakes one measured round waits for (a round trip: 2).
+void latency_interleaved(const char *scenario, const char *unit, const std::vector<LatencyPeer> &all, uint32_t rounds,
+                         int wakes) {
+  std::vector<const LatencyPeer *> peers;
+  for (const LatencyPeer &p : all) {
+    if (want_peer(p.name.c_str())) {
+      peers.push_back(&p);
+    }
+  }
+  for (const LatencyPeer *p : peers) {
+    p->run(std::max<uint32_t>(rounds / 10, 2));  // warm-up
+  }
+  const int reps = opt.smoke ? opt.reps : std::max(opt.reps, 5);
+  std::vector<std::vector<double>> runs(peers.size());
+  for (int r = 0; r < reps; r++) {
+    for (size_t i = 0; i < peers.size(); i++) {
+      runs[i].push_back(peers[i]->run(rounds));
+    }
+  }
+  for (size_t i = 0; i < peers.size(); i++) {
+    latency_rows(scenario, peers[i]->name, runs[i], unit, wakes);
+  }
+}
+
 // ---- 3. park/unpark ping-pong -----------------------------------------------
 
 // Two threads pass a turn through one word; each waits by parking on it
@@ -388,30 +451,16 @@ double pingpong_once(uint32_t rounds) {
 }
 
 template <class P>
-void pingpong() {
-  if (!want_peer(P::name)) {
-    return;
-  }
-  const uint32_t rounds = opt.smoke ? 200 : 20000;
-  pingpong_once<P>(rounds / 10);
-  std::vector<double> us;
-  for (int r = 0; r < opt.reps; r++) {
-    us.push_back(pingpong_once<P>(rounds));
-  }
-  row("pingpong", P::name, 2, "-", median(us), "us/rt");
+LatencyPeer pingpong_peer() {
+  return {P::name, [](uint32_t rounds) { return pingpong_once<P>(rounds); }};
 }
 
-void pingpong_pl_native() {
-  if (!want_peer("parking_lot_core (Rust loop)")) {
-    return;
-  }
-  const uint32_t rounds = opt.smoke ? 200 : 20000;
-  ftw_pl_native_park_pingpong(rounds / 10);
-  std::vector<double> us;
-  for (int r = 0; r < opt.reps; r++) {
-    us.push_back((double)ftw_pl_native_park_pingpong(rounds) / 1000.0);
-  }
-  row("pingpong", "parking_lot_core (Rust loop)", 2, "-", median(us), "us/rt");
+void pingpong() {
+  const std::vector<LatencyPeer> peers = {
+      pingpong_peer<peers::WeavePark>(), pingpong_peer<peers::FutexPark>(),
+      {"parking_lot_core (Rust loop)",
+       [](uint32_t rounds) { return (double)ftw_pl_native_park_pingpong(rounds) / 1000.0; }}};
+  latency_interleaved("pingpong", "us/rt", peers, opt.smoke ? 200 : 20000, 2);
 }
 
 // ---- 3b. many threads parked on many addresses -----------------------------
@@ -877,23 +926,19 @@ void regpair() {
 // (200 us), reads the clock and notifies; the waiter reads the clock on
 // waking. Latency = waiter's time - notifier's time (one monotonic clock).
 template <class E>
-void event_latency() {
-  if (!want_peer(E::name)) {
-    return;
-  }
-  const int n = opt.smoke ? 20 : 1500;
+double event_once(uint32_t n) {
   std::unique_ptr<E[]> events(new E[n]);
   std::vector<int64_t> woke(n), sent(n);
-  std::atomic<int> done{0};
+  std::atomic<uint32_t> done{0};
   auto base = Clock::now();
   std::thread waiter([&] {
-    for (int i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
       events[i].wait();
       woke[i] = ns_since(base);
       done.store(i + 1, std::memory_order_release);
     }
   });
-  for (int i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < n; i++) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
     sent[i] = ns_since(base);
     events[i].notify();
@@ -903,10 +948,21 @@ void event_latency() {
   }
   waiter.join();
   std::vector<double> us;
-  for (int i = n / 10; i < n; i++) {  // the first tenth is the warm-up
+  for (uint32_t i = 0; i < n; i++) {
     us.push_back((double)(woke[i] - sent[i]) / 1000.0);
   }
-  row("event", E::name, 2, "-", median(us), "us");
+  return median(us);
+}
+
+template <class E>
+LatencyPeer event_peer() {
+  return {E::name, [](uint32_t n) { return event_once<E>(n); }};
+}
+
+void event_latency() {
+  const std::vector<LatencyPeer> peers = {event_peer<peers::WeaveEvent>(), event_peer<peers::FutexEvent>(),
+                                          event_peer<peers::PthreadEvent>(), event_peer<peers::AbslEvent>()};
+  latency_interleaved("event", "us", peers, opt.smoke ? 20 : 300, 1);
 }
 
 // ---- 6b. condition-variable ping-pong ---------------------------------------
@@ -943,30 +999,17 @@ double cond_once(uint32_t rounds) {
 }
 
 template <class C>
-void cond_pingpong() {
-  if (!want_peer(C::name)) {
-    return;
-  }
-  const uint32_t rounds = opt.smoke ? 200 : 20000;
-  cond_once<C>(rounds / 10);
-  std::vector<double> us;
-  for (int r = 0; r < opt.reps; r++) {
-    us.push_back(cond_once<C>(rounds));
-  }
-  row("cond", C::name, 2, "-", median(us), "us/rt");
+LatencyPeer cond_peer() {
+  return {C::name, [](uint32_t rounds) { return cond_once<C>(rounds); }};
 }
 
-void cond_pl_native() {
-  if (!want_peer("parking_lot (Rust loop)")) {
-    return;
-  }
-  const uint32_t rounds = opt.smoke ? 200 : 20000;
-  ftw_pl_native_cond_pingpong(rounds / 10);
-  std::vector<double> us;
-  for (int r = 0; r < opt.reps; r++) {
-    us.push_back((double)ftw_pl_native_cond_pingpong(rounds) / 1000.0);
-  }
-  row("cond", "parking_lot (Rust loop)", 2, "-", median(us), "us/rt");
+void cond_pingpong() {
+  const std::vector<LatencyPeer> peers = {
+      cond_peer<peers::WeaveCond>(), cond_peer<peers::PthreadCond>(), cond_peer<peers::StdCond>(),
+      cond_peer<peers::AbslCond>(),
+      {"parking_lot (Rust loop)",
+       [](uint32_t rounds) { return (double)ftw_pl_native_cond_pingpong(rounds) / 1000.0; }}};
+  latency_interleaved("cond", "us/rt", peers, opt.smoke ? 200 : 20000, 2);
 }
 
 // ---- 7. contention profile cost ---------------------------------------------
@@ -1127,9 +1170,7 @@ int main(int argc, char **argv) {
     run_interleaved("contended", peers, workloads, std::size(workloads));
   }
   if (want("pingpong")) {
-    pingpong<WeavePark>();
-    pingpong<FutexPark>();
-    pingpong_pl_native();
+    pingpong();
   }
   if (want("manypark")) {
     manypark<WeavePark>();
@@ -1152,20 +1193,13 @@ int main(int argc, char **argv) {
     regpair();
   }
   if (want("event")) {
-    event_latency<WeaveEvent>();
-    event_latency<FutexEvent>();
-    event_latency<PthreadEvent>();
-    event_latency<AbslEvent>();
+    event_latency();
   }
   if (want("debug")) {
     debug_mode();
   }
   if (want("cond")) {
-    cond_pingpong<WeaveCond>();
-    cond_pingpong<PthreadCond>();
-    cond_pingpong<StdCond>();
-    cond_pingpong<AbslCond>();
-    cond_pl_native();
+    cond_pingpong();
   }
   if (want("profile")) {
     profile_cost();

@@ -59,6 +59,8 @@ def main():
             order = ("new", "old") if rnd % 2 == 0 else ("old", "new")
             for build in order:
                 for r in run(getattr(a, build), scenario, a.smoke):
+                    if r["scenario"] == "regimes":
+                        continue  # run counts per regime: the main rows carry the figures compared
                     key = (build, r["scenario"], r["peer"], r["threads"], r["workload"])
                     values.setdefault(key, []).append(float(r["value"]))
                     units[key] = r["unit"]

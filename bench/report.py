@@ -78,22 +78,50 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def regime_cells(by, scenario, peer, threads):
+    """The `regimes` rows of a latency scenario (bench/lockbench.cpp): runs
+    in the fast and the slow regime, and the median of each; None if absent."""
+    fast = by.get(("regimes", peer, threads, f"{scenario}:fast"))
+    slow = by.get(("regimes", peer, threads, f"{scenario}:slow"))
+    if fast is None or slow is None:
+        return None
+    fm = by.get(("regimes", peer, threads, f"{scenario}:fast-median"))
+    sm = by.get(("regimes", peer, threads, f"{scenario}:slow-median"))
+    return [f"{int(fast['value'])} / {int(slow['value'])}", fmt(fm["value"]) if fm else "–",
+            fmt(sm["value"]) if sm else "–"]
+
+
 def simple_table(rows, by, scenario, unit, lower_is_better, note, threads=None, workload="-"):
     peers = peers_of(rows, scenario)
     if not peers:
         return ""
     key_t = threads if threads is not None else rows_threads(rows, scenario)
     base = by.get((scenario, WEAVE, key_t, workload))
-    out = [f"| peer | {unit} | ft_weave / peer |", "| --- | ---: | ---: |"]
+    regimes = any(regime_cells(by, scenario, p, key_t) for p in peers)
+    if regimes:
+        out = [f"| peer | {unit} | ft_weave / peer | runs fast / slow | fast runs | slow runs |",
+               "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    else:
+        out = [f"| peer | {unit} | ft_weave / peer |", "| --- | ---: | ---: |"]
     for p in peers:
         r = by.get((scenario, p, key_t, workload))
         if r is None:
             continue
         rr = ratio(base["value"], r["value"]) if base else float("nan")
-        out.append(f"| {p} | {fmt(r['value'])} | {rr:.2f}× |")
+        line = f"| {p} | {fmt(r['value'])} | {rr:.2f}× |"
+        if regimes:
+            line += " " + " | ".join(regime_cells(by, scenario, p, key_t) or ["–", "–", "–"]) + " |"
+        out.append(line)
     direction = "lower is better: a ratio below 1 means ft_weave is faster" if lower_is_better else \
         "higher is better: a ratio above 1 means ft_weave is faster"
-    return f"{note} ({direction}).\n\n" + "\n".join(out) + "\n"
+    text = f"{note} ({direction}).\n\n" + "\n".join(out) + "\n"
+    if regimes:
+        text += ("\nThe value is the median over runs of each run's median per-round time. A run is in the fast "
+                 "regime when its median is below 2.5 µs per wake it waits for (5 µs for a round trip: the wakes found "
+                 "the other CPU awake), else in the slow one "
+                 "(a halted vCPU woken through the hypervisor); the last two columns are the medians of each "
+                 "regime's runs (section 3 explains the regimes).\n")
+    return text
 
 
 def rows_threads(rows, scenario):
@@ -279,7 +307,7 @@ def previous_table(rows, by):
            "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
     for scenario, t, wl, unit in keys:
         a, b = by.get((scenario, NEW, t, wl)), by.get((scenario, OLD, t, wl))
-        if not a or not b:
+        if not a or not b or not b["value"]:
             continue
         scale, u = (1e6, "M" + unit) if unit == "ops/s" else (1, unit)
         out.append(f"| {scenario} | {wl} | {t} | {fmt(b['value'] / scale)} | {fmt(a['value'] / scale)} | {u} | "

@@ -274,6 +274,56 @@ TEST_CASE("park/unpark storm: every wake is consumed exactly once") {
   }
 }
 
+TEST_CASE("ping-pong with jittered replies: wakes that find the waiter polling, announcing or asleep are never lost") {
+  // Two threads pass a turn back and forth through one word, each parking on
+  // it until the other flips it. A waiter first polls its wait word for a
+  // budget that grows while its wakes come soon and shrinks when they come
+  // late, and a waker skips the futex wake while the waiter has not announced
+  // its sleep. The replies wait 0 to 120 us, chosen so that wakes land before,
+  // during and after the waiter's poll and while the budget grows and shrinks.
+  // A lost wake would leave a thread parked with the turn its own: the 2 s
+  // timeout turns that into a failure (both threads stop) instead of a hang.
+  constexpr uint32_t kRounds = 6000;
+  alignas(8) static uint32_t turn;
+  turn = 0;
+  std::atomic<long> lost{0};
+  std::atomic<long> errors{0};
+  auto player = [&](uint32_t me) {
+    uint32_t seed = 0x9E3779B9u * (me + 1);
+    for (uint32_t i = 0; i < kRounds && lost.load() == 0; i++) {
+      uint32_t v;
+      while (((v = __atomic_load_n(&turn, __ATOMIC_ACQUIRE)) & 1u) != me) {
+        int rc = weave_park(&turn, &v, sizeof v, 2000000000LL, nullptr, 0);
+        if (rc == WEAVE_PARK_TIMEOUT) {
+          lost++;  // the other thread sees it and stops too
+          return;
+        } else if (rc != WEAVE_PARK_OK && rc != WEAVE_PARK_AGAIN) {
+          errors++;
+        }
+      }
+      seed = seed * 1664525u + 1013904223u;
+      uint32_t pick = seed >> 24;  // 0..255
+      int64_t delay = pick < 96 ? 0 : pick < 192 ? (pick - 96) * 200 : (pick - 192) * 1900;  // 0, <19 us, <120 us
+      for (int64_t end = now_ns() + delay; now_ns() < end;) {
+      }
+      __atomic_store_n(&turn, v + 1, __ATOMIC_RELEASE);
+      if (weave_unpark(&turn, nullptr, nullptr) < 0) {
+        errors++;
+      }
+    }
+  };
+  int64_t t0 = now_ns();
+  native_thread a([&] { player(0); });
+  native_thread b([&] { player(1); });
+  a.join();
+  b.join();
+  INFO("lost " << lost << ", errors " << errors << ", " << (now_ns() - t0) / 1000000 << " ms");
+  CHECK(lost == 0);
+  CHECK(errors == 0);
+  CHECK(turn == 2 * kRounds);
+  CHECK(weave_unpark_all(&turn) == 0);
+}
+
 TEST_CASE("detach without CPython in the process is a no-op") {
   uint64_t word = 9;
   uint64_t expected = 9;

@@ -277,6 +277,14 @@ WEAVE_API void *wvls_get_value(wvls_key_t key);
  *       weave_park(&flag, &expected, 1, -1, NULL, 0);
  *                                             weave_unpark_all(&flag);
  *
+ * A thread whose recent waits ended within microseconds polls its wait for
+ * up to 50 us before it sleeps in the kernel (the budget adapts per thread
+ * and falls to 0 for threads whose waits are long; one CPU: never): a wake
+ * then costs no system call and no wake-up of a halted CPU. A signal whose
+ * handler runs during that poll does not interrupt the wait (WEAVE_PARK_INTR
+ * reports a signal that interrupted the sleep itself); lock waits with
+ * WEAVE_LOCK_HANDLE_SIGNALS or WEAVE_LOCK_FAIL_IF_INTERRUPTED never poll.
+ *
  * Waits are not cancellation points (here and in every blocking function of
  * sections 4 to 6): a thread cancelled with pthread_cancel while it waits
  * keeps waiting until it is woken or its timeout expires, leaves the queue,

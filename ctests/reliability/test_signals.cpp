@@ -812,3 +812,86 @@ TEST_CASE("signals: weave_static_get with a slow init under a SIGUSR1 storm", "[
     CHECK(g_static_inits[k].load() == 1);
   }
 }
+
+namespace {
+
+// Warms the calling thread's poll budget: a quick park/unpark ping-pong with
+// a partner, whose wakes come within microseconds, makes the budget grow
+// (docs/parking_lot.md, "Polling before the sleep").
+void warm_poll_budget() {
+  alignas(8) static uint32_t turn;
+  turn = 0;
+  constexpr uint32_t kRounds = 400;
+  auto player = [](uint32_t me) {
+    for (uint32_t i = 0; i < kRounds; i++) {
+      uint32_t v;
+      while (((v = __atomic_load_n(&turn, __ATOMIC_ACQUIRE)) & 1u) != me) {
+        weave_park(&turn, &v, sizeof v, -1, nullptr, 0);
+      }
+      __atomic_store_n(&turn, v + 1, __ATOMIC_RELEASE);
+      weave_unpark(&turn, nullptr, nullptr);
+    }
+  };
+  native_thread partner([&] { player(1); });
+  player(0);
+  partner.join();
+}
+
+}  // namespace
+
+TEST_CASE("signals: a wait that asks for signals does not poll: one SIGUSR1 right after the park interrupts it", "[signals][mutex][rwmutex]") {
+  // A parked thread polls its wait word for a while before it sleeps, when
+  // its recent waits ended soon; a signal whose handler runs during the poll
+  // interrupts nothing. So waits with WEAVE_LOCK_FAIL_IF_INTERRUPTED (and
+  // WEAVE_LOCK_HANDLE_SIGNALS) sleep at once. The waiter's budget is warmed
+  // first, and the signal is sent as soon as the park is counted, well inside
+  // the poll the budget would allow: a polling wait would miss it and time
+  // out after 3 s instead of returning WEAVE_LOCK_INTR.
+  install_handler();
+  for (int kind = 0; kind < 3; kind++) {
+    INFO("kind " << kind << " (0 mutex, 1 rwmutex write, 2 rwmutex read)");
+    weave_mutex_t m{};
+    weave_rwmutex_t rw{};
+    if (kind == 0) {
+      weave_mutex_lock(&m);
+    } else {
+      weave_rwmutex_lock(&rw);
+    }
+    std::atomic<bool> warmed{false};
+    std::atomic<uint64_t> parks{0};
+    std::atomic<int> status{-1000};
+    std::atomic<pthread_t> tid{};
+    native_thread waiter([&] {
+      tid = pthread_self();
+      warm_poll_budget();
+      // Nothing else parks now: the next park is this thread's, in the lock.
+      parks = ftw_test::stats().parks;
+      warmed = true;
+      const int64_t timeout = 3000LL * 1000000;
+      int rc = kind == 0   ? weave_mutex_lock_timed(&m, timeout, WEAVE_LOCK_FAIL_IF_INTERRUPTED)
+               : kind == 1 ? weave_rwmutex_lock_timed(&rw, timeout, WEAVE_LOCK_FAIL_IF_INTERRUPTED)
+                           : weave_rwmutex_rlock_timed(&rw, timeout, WEAVE_LOCK_FAIL_IF_INTERRUPTED);
+      status = rc;
+    });
+    REQUIRE(wait_until([&] { return warmed.load(); }));
+    // No sleep between the park being counted and the signal: it lands
+    // within microseconds of the waiter's park.
+    int64_t give_up = now_ns() + 2LL * 1000000000;
+    while (ftw_test::stats().parks == parks.load() && now_ns() < give_up) {
+    }
+    uint64_t handled = g_handled.load();
+    int64_t sent = now_ns();
+    REQUIRE(pthread_kill(tid.load(), SIGUSR1) == 0);
+    waiter.join();
+    INFO("the park came " << (give_up - sent) / 1000000 << " ms before the give-up; the wait ended "
+                          << (now_ns() - sent) / 1000000 << " ms after the signal");
+    CHECK(g_handled.load() > handled);
+    CHECK(status.load() == WEAVE_LOCK_INTR);
+    if (kind == 0) {
+      CHECK(weave_mutex_unlock(&m) == 0);
+    } else {
+      CHECK(weave_rwmutex_unlock(&rw) == 0);
+      CHECK(rw.bits == 0);
+    }
+  }
+}

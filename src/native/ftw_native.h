@@ -91,6 +91,9 @@ int ftw_profile_at_exit(void (*writer)(void));
 /* critical_section.c: debug mode's switch for the sections' begins. */
 void ftw_debug_sections_set(int on);
 
+/* park_spin.c: the calling thread's poll budget (Parking/ParkSpin.cs). */
+int *ftw_park_budget(void);
+
 #pragma GCC visibility pop
 
 #endif

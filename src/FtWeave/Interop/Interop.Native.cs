@@ -26,6 +26,11 @@ internal static unsafe partial class Native
     [LibraryImport(Library, EntryPoint = "ftw_thread_id")]
     internal static partial ulong ThreadId();
 
+    /// <summary>The calling thread's poll budget in nanoseconds (src/native/park_spin.c; C thread-local, zero at first).</summary>
+    [LibraryImport(Library, EntryPoint = "ftw_park_budget")]
+    [SuppressGCTransition]
+    internal static partial int* ParkBudget();
+
     /// <summary>The parking lot's bucket table (64 KiB, zeroed, wiped by the kernel in a fork child).</summary>
     [LibraryImport(Library, EntryPoint = "ftw_parking_table")]
     [SuppressGCTransition]

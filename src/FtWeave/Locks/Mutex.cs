@@ -290,7 +290,8 @@ internal static unsafe class Mutex
                 }
                 AnnounceParked(m);
                 var validate = new ParkValidation { Mutex = m };
-                int parked = ParkingLot.Park(m, ref validate, parkTimeout, &waiter, detach);
+                int parked = ParkingLot.Park(m, ref validate, parkTimeout, &waiter, detach,
+                    poll: (flags & (LockFlags.HandleSignals | LockFlags.FailIfInterrupted)) == 0);
                 if (parked == ParkResult.Ok)
                 {
                     if (waiter.HandedOff != 0)

@@ -207,7 +207,8 @@ internal static unsafe class RWMutex
         // this return Again, and a waker's WakeFilter updates the word under
         // that same lock.
         nuint expected = bits;
-        int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), left, waiter, limits.Detach);
+        int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), left, waiter, limits.Detach,
+            poll: (limits.Flags & (LockFlags.HandleSignals | LockFlags.FailIfInterrupted)) == 0);
         bits = Volatile.Read(ref *rw);
         if (parked == ParkResult.Interrupted && limits.GiveUpOnSignal())
         {

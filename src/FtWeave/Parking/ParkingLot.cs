@@ -451,18 +451,20 @@ internal static unsafe class ParkingLot
     /// weave_park. The caller validated size (1, 2, 4, 8) and alignment.
     /// Blocks; runs outside every lock except its own short bucket sections.
     /// </summary>
-    internal static int Park(void* address, void* expected, int size, long timeoutNs, void* parkArg, bool detach)
+    internal static int Park(void* address, void* expected, int size, long timeoutNs, void* parkArg, bool detach, bool poll = true)
     {
         var callback = new ValueMatch { Address = address, Expected = expected, Size = size };
-        return Park(address, ref callback, timeoutNs, parkArg, detach);
+        return Park(address, ref callback, timeoutNs, parkArg, detach, poll);
     }
 
     /// <summary>
     /// Park with a validation run under the bucket lock and a hook run after
     /// the thread is queued (see <see cref="IParkCallback"/>): how a
     /// condition variable queues its waiter before it releases the mutex.
+    /// <paramref name="poll"/> false: sleep at once, without the poll of
+    /// <see cref="ParkSpin"/> (for waits that must return on a signal).
     /// </summary>
-    internal static int Park<TCallback>(void* address, ref TCallback callback, long timeoutNs, void* parkArg, bool detach)
+    internal static int Park<TCallback>(void* address, ref TCallback callback, long timeoutNs, void* parkArg, bool detach, bool poll = true)
         where TCallback : struct, IParkCallback
     {
         nuint key = (nuint)address;
@@ -499,7 +501,7 @@ internal static unsafe class ParkingLot
         nint detached = detach ? ThreadDetach.BeforeSleep() : 0;
 
         int result;
-        ParkOutcome outcome = entry.Parker.Park(deadline);
+        ParkOutcome outcome = entry.Parker.Park(deadline, poll);
         if (outcome == ParkOutcome.Unparked)
         {
             result = ParkResult.Ok;

@@ -17,7 +17,7 @@ internal unsafe partial struct ThreadParker
             {
                 return PlatformTimedOut;
             }
-            return Futex.Wait(word, Parked, deadlineNs);
+            return Futex.Wait(word, Sleeping, deadlineNs);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Threading;
+using FtWeave.Interop;
 
 namespace FtWeave.Parking;
 
@@ -40,8 +41,12 @@ internal enum ParkOutcome
 /// </summary>
 internal unsafe partial struct ThreadParker
 {
+    // The word's states. Parked: queued, not asleep in the kernel (polling,
+    // or on its way to the futex wait). Sleeping: in or about to enter the
+    // futex wait, so a waker owes a futex wake. Woken: a waker has written it.
     private const int Parked = 0;
     private const int Woken = 1;
+    private const int Sleeping = 2;
 
     private int _state;
 
@@ -53,25 +58,87 @@ internal unsafe partial struct ThreadParker
     /// <summary>
     /// Sleeps until unparked, or until the absolute monotonic deadline
     /// (&lt; 0: none), or until a signal interrupts the sleep. Runs outside
-    /// every lock. Spurious OS wake-ups are absorbed here; TimedOut and
-    /// Interrupted are not wakes (see the protocol above for what the caller
-    /// owes its still-queued entry).
+    /// every lock. Polls the word first for this thread's
+    /// <see cref="ParkSpin"/> budget, unless <paramref name="poll"/> is false
+    /// (a wait that must return when a signal arrives: a signal whose handler
+    /// runs while the thread polls does not end the wait, only one that
+    /// interrupts the kernel sleep does); spurious OS wake-ups are absorbed here;
+    /// TimedOut and Interrupted are not wakes (see the protocol above for
+    /// what the caller owes its still-queued entry).
     /// </summary>
-    internal ParkOutcome Park(long deadlineNs)
+    internal ParkOutcome Park(long deadlineNs, bool poll = true)
+    {
+        // Acquire (here and below): pairs with the exchange in Unpark, so
+        // whatever the waker wrote before waking us (for example a handed-off
+        // lock) is visible.
+        if (Volatile.Read(ref _state) == Woken)
+        {
+            return ParkOutcome.Unparked;
+        }
+        long start = Futex.MonotonicNow();
+        int* budgetSlot = ParkSpin.Budget;
+        int budget = budgetSlot != null ? *budgetSlot : 0;
+        if (budget != 0 && poll)
+        {
+            long end = start + budget;
+            if (deadlineNs >= 0 && deadlineNs < end)
+            {
+                end = deadlineNs;
+            }
+            while (true)
+            {
+                for (int i = 0; i < ParkSpin.PausesPerClockRead; i++)
+                {
+                    if (Volatile.Read(ref _state) == Woken)
+                    {
+                        return ParkOutcome.Unparked;
+                    }
+                    SpinWaits.Pause(1);
+                }
+                long now = Futex.MonotonicNow();
+                if (now >= end)
+                {
+                    if (deadlineNs >= 0 && now >= deadlineNs)
+                    {
+                        // Still Parked: a waker that comes now owes no system call.
+                        return Volatile.Read(ref _state) == Woken ? ParkOutcome.Unparked : ParkOutcome.TimedOut;
+                    }
+                    break;
+                }
+            }
+        }
+        ParkOutcome outcome = Sleep(deadlineNs);
+        if (outcome == ParkOutcome.Unparked)
+        {
+            ParkSpin.AfterSleep(budgetSlot, Futex.MonotonicNow() - start);
+        }
+        return outcome;
+    }
+
+    private ParkOutcome Sleep(long deadlineNs)
     {
         while (true)
         {
-            // Acquire: pairs with the release store in Unpark, so whatever the
-            // waker wrote before waking us (for example a handed-off lock) is visible.
-            if (Volatile.Read(ref _state) == Woken)
+            int state = Volatile.Read(ref _state);
+            if (state == Woken)
             {
                 return ParkOutcome.Unparked;
+            }
+            // Announce the sleep before it starts: a waker's exchange either
+            // comes first (the CAS fails and we see Woken) or sees Sleeping
+            // and wakes the futex, which the wait below cannot miss: the
+            // kernel compares the word with Sleeping under its own lock.
+            if (state == Parked && Interlocked.CompareExchange(ref _state, Sleeping, Parked) != Parked)
+            {
+                continue;
             }
             int error = PlatformWait(deadlineNs);
             if (Volatile.Read(ref _state) == Woken)
             {
                 return ParkOutcome.Unparked;
             }
+            // The word stays Sleeping after a timeout or a signal: a later
+            // waker then makes one needless FUTEX_WAKE, which is harmless.
             if (error == PlatformTimedOut)
             {
                 return ParkOutcome.TimedOut;
@@ -99,13 +166,18 @@ internal unsafe partial struct ThreadParker
     /// <summary>
     /// Wakes the thread parked on <paramref name="parker"/>. Runs outside
     /// every lock; see the protocol above for why the entry may vanish
-    /// between the store and the OS wake.
+    /// between the store and the OS wake. A waiter that is still polling (or
+    /// has not reached its futex wait) needs no system call: it sees Woken
+    /// before it would announce its sleep.
     /// </summary>
     internal static void Unpark(ThreadParker* parker)
     {
         int* word = &parker->_state;
-        // Release: pairs with the acquire loads in Park.
-        Volatile.Write(ref *word, Woken);
-        PlatformWake(word);
+        // Full barrier (release is what matters): pairs with the acquire
+        // loads in Park; the old value says whether the waiter sleeps.
+        if (Interlocked.Exchange(ref *word, Woken) == Sleeping)
+        {
+            PlatformWake(word);
+        }
     }
 }
