@@ -280,10 +280,11 @@ WEAVE_API void *wvls_get_value(wvls_key_t key);
  * A thread whose recent waits ended within microseconds polls its wait for
  * up to 50 us before it sleeps in the kernel (the budget adapts per thread
  * and falls to 0 for threads whose waits are long; one CPU: never): a wake
- * then costs no system call and no wake-up of a halted CPU. A signal whose
- * handler runs during that poll does not interrupt the wait (WEAVE_PARK_INTR
- * reports a signal that interrupted the sleep itself); lock waits with
- * WEAVE_LOCK_HANDLE_SIGNALS or WEAVE_LOCK_FAIL_IF_INTERRUPTED never poll.
+ * then costs no system call and no wake-up of a halted CPU. This applies to
+ * weave_park and the waits for an event (conditions, events, once, static
+ * values); the waits of locks never poll. A signal whose handler runs during
+ * the poll does not interrupt the wait (WEAVE_PARK_INTR reports a signal that
+ * interrupted the sleep itself).
  *
  * Waits are not cancellation points (here and in every blocking function of
  * sections 4 to 6): a thread cancelled with pthread_cancel while it waits

@@ -839,11 +839,11 @@ void warm_poll_budget() {
 
 }  // namespace
 
-TEST_CASE("signals: a wait that asks for signals does not poll: one SIGUSR1 right after the park interrupts it", "[signals][mutex][rwmutex]") {
-  // A parked thread polls its wait word for a while before it sleeps, when
+TEST_CASE("signals: a lock wait that asks for signals does not poll: one SIGUSR1 right after the park interrupts it", "[signals][mutex][rwmutex]") {
+  // A parked thread may poll its wait word for a while before it sleeps, when
   // its recent waits ended soon; a signal whose handler runs during the poll
-  // interrupts nothing. So waits with WEAVE_LOCK_FAIL_IF_INTERRUPTED (and
-  // WEAVE_LOCK_HANDLE_SIGNALS) sleep at once. The waiter's budget is warmed
+  // interrupts nothing. Lock waits never poll, so one with
+  // WEAVE_LOCK_FAIL_IF_INTERRUPTED is interrupted at once. The waiter's budget is warmed
   // first, and the signal is sent as soon as the park is counted, well inside
   // the poll the budget would allow: a polling wait would miss it and time
   // out after 3 s instead of returning WEAVE_LOCK_INTR.

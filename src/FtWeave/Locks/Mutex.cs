@@ -290,8 +290,8 @@ internal static unsafe class Mutex
                 }
                 AnnounceParked(m);
                 var validate = new ParkValidation { Mutex = m };
-                int parked = ParkingLot.Park(m, ref validate, parkTimeout, &waiter, detach,
-                    poll: (flags & (LockFlags.HandleSignals | LockFlags.FailIfInterrupted)) == 0);
+                // No poll (ParkSpin): we spun above, and a polling waiter would take a CPU from a thread with work.
+                int parked = ParkingLot.Park(m, ref validate, parkTimeout, &waiter, detach, poll: false);
                 if (parked == ParkResult.Ok)
                 {
                     if (waiter.HandedOff != 0)

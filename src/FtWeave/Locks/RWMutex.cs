@@ -207,8 +207,8 @@ internal static unsafe class RWMutex
         // this return Again, and a waker's WakeFilter updates the word under
         // that same lock.
         nuint expected = bits;
-        int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), left, waiter, limits.Detach,
-            poll: (limits.Flags & (LockFlags.HandleSignals | LockFlags.FailIfInterrupted)) == 0);
+        // No poll (ParkSpin): SpinOrPark spun, and a polling waiter would take a CPU from a thread with work.
+        int parked = ParkingLot.Park(rw, &expected, sizeof(nuint), left, waiter, limits.Detach, poll: false);
         bits = Volatile.Read(ref *rw);
         if (parked == ParkResult.Interrupted && limits.GiveUpOnSignal())
         {

@@ -462,7 +462,7 @@ internal static unsafe class ParkingLot
     /// the thread is queued (see <see cref="IParkCallback"/>): how a
     /// condition variable queues its waiter before it releases the mutex.
     /// <paramref name="poll"/> false: sleep at once, without the poll of
-    /// <see cref="ParkSpin"/> (for waits that must return on a signal).
+    /// <see cref="ParkSpin"/> (the waits of locks, which spin before they park).
     /// </summary>
     internal static int Park<TCallback>(void* address, ref TCallback callback, long timeoutNs, void* parkArg, bool detach, bool poll = true)
         where TCallback : struct, IParkCallback

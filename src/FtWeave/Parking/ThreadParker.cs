@@ -60,9 +60,7 @@ internal unsafe partial struct ThreadParker
     /// (&lt; 0: none), or until a signal interrupts the sleep. Runs outside
     /// every lock. Polls the word first for this thread's
     /// <see cref="ParkSpin"/> budget, unless <paramref name="poll"/> is false
-    /// (a wait that must return when a signal arrives: a signal whose handler
-    /// runs while the thread polls does not end the wait, only one that
-    /// interrupts the kernel sleep does); spurious OS wake-ups are absorbed here;
+    /// (the waits of locks: see ParkSpin); spurious OS wake-ups are absorbed here;
     /// TimedOut and Interrupted are not wakes (see the protocol above for
     /// what the caller owes its still-queued entry).
     /// </summary>
@@ -156,9 +154,9 @@ internal unsafe partial struct ThreadParker
     /// entry a waker has dequeued or may still dequeue, and that may not
     /// leave before the waker's store (see the protocol above).
     /// </summary>
-    internal void ParkUntilUnparked()
+    internal void ParkUntilUnparked(bool poll = true)
     {
-        while (Park(-1) != ParkOutcome.Unparked)
+        while (Park(-1, poll) != ParkOutcome.Unparked)
         {
         }
     }

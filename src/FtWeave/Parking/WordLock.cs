@@ -149,8 +149,10 @@ internal static unsafe class WordLock
             // unlocker's store that unlinks us comes before its release store
             // of Woken, and ParkUntilUnparked returns only after an acquire
             // load sees that store, so once it returns our entry is out of
-            // the queue.
-            waiter.Parker.ParkUntilUnparked();
+            // the queue. No poll: a lock's waiter has spun already, and when
+            // threads outnumber CPUs a polling waiter takes the CPU of a
+            // thread that has work (docs/parking_lot.md).
+            waiter.Parker.ParkUntilUnparked(poll: false);
             spins = 0;
         }
     }
