@@ -120,7 +120,7 @@ def simple_table(rows, by, scenario, unit, lower_is_better, note, threads=None, 
                  "regime when its median is below 2.5 µs per wake it waits for (5 µs for a round trip: the wakes found "
                  "the other CPU awake), else in the slow one "
                  "(a halted vCPU woken through the hypervisor); the last two columns are the medians of each "
-                 "regime's runs (section 3 explains the regimes).\n")
+                 "regime's runs (“Wake-up regimes” under Method explains them).\n")
     return text
 
 
