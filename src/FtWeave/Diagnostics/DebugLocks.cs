@@ -1,3 +1,4 @@
+using System;
 using System.Runtime.CompilerServices;
 using System.Threading;
 using Mutex = FtWeave.Locks.Mutex;
@@ -68,16 +69,13 @@ internal static unsafe class DebugLocks
                     return result;
                 }
             }
-        }
-        if ((flags & DebugFlags.LockOrder) != 0)
-        {
             // The mutexes of the thread's active critical sections count as
             // held (not those of suspended ones: they are released).
-            var sections = new SectionOrders { T = t, Address = address, Kind = kind, Site = site, Refuse = timed && (flags & DebugFlags.FailOnCycle) != 0 };
-            int result = Sections.CriticalSections.ForEachActiveMutex(ref sections);
-            if (result != 0)
+            var sections = new SectionOrders { T = t, Address = address, Kind = kind, Site = site, Refuse = refuse };
+            int refusedBySection = Sections.CriticalSections.ForEachActiveMutex(ref sections);
+            if (refusedBySection != 0)
             {
-                return result;
+                return refusedBySection;
             }
         }
         if ((flags & DebugFlags.LiveDeadlock) != 0)
@@ -88,6 +86,64 @@ internal static unsafe class DebugLocks
             Volatile.Write(ref t->WaitingOn, address);
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The shape of every checked lock hook: look up the thread, record the
+    /// orders and the wait, acquire through the lock's own code
+    /// (<see cref="Acquire"/>), record the holder. A timed acquisition may be
+    /// refused (WEAVE_DEBUG_FAIL_ON_CYCLE) with <paramref name="refusedMessage"/>;
+    /// an untimed one never is, and returns LockStatus.Acquired.
+    /// </summary>
+    private static int CheckedAcquire(void* lockAddress, int kind, void* site, bool timed, long timeoutNs, int lockFlags,
+                                      bool track, ReadOnlySpan<byte> refusedMessage)
+    {
+        DebugThread* t = Self(out int flags);
+        if (t == null)
+        {
+            return Acquire(lockAddress, kind, timed, timeoutNs, lockFlags);
+        }
+        int refused = BeforeAcquire(flags, t, (nint)lockAddress, kind, site, timed);
+        if (refused != 0)
+        {
+            return ThreadContexts.SetError(refused, refusedMessage);
+        }
+        int status = Acquire(lockAddress, kind, timed, timeoutNs, lockFlags);
+        AfterAcquire(t, (nint)lockAddress, kind, site, status == LockStatus.Acquired, track);
+        return status;
+    }
+
+    /// <summary>Acquires a lock of <paramref name="kind"/> (a recursive mutex
+    /// the caller does not own yet); a LockStatus.</summary>
+    private static int Acquire(void* lockAddress, int kind, bool timed, long timeoutNs, int lockFlags)
+    {
+        if (timed)
+        {
+            return kind switch
+            {
+                LockKind.Mutex => Mutex.LockTimed((byte*)lockAddress, timeoutNs, lockFlags),
+                LockKind.Recursive => RecursiveMutex.LockTimed((weave_recursive_mutex_t*)lockAddress, timeoutNs, lockFlags),
+                LockKind.RwWrite => RWMutex.LockTimed((nuint*)lockAddress, timeoutNs, lockFlags),
+                _ => RWMutex.RLockTimed((nuint*)lockAddress, timeoutNs, lockFlags),
+            };
+        }
+        if (kind == LockKind.Mutex)
+        {
+            Mutex.Lock((byte*)lockAddress);
+        }
+        else if (kind == LockKind.Recursive)
+        {
+            RecursiveMutex.LockSlow((weave_recursive_mutex_t*)lockAddress);
+        }
+        else if (kind == LockKind.RwWrite)
+        {
+            RWMutex.Lock((nuint*)lockAddress);
+        }
+        else
+        {
+            RWMutex.RLock((nuint*)lockAddress);
+        }
+        return LockStatus.Acquired;
     }
 
     private static void AfterAcquire(DebugThread* t, nint address, int kind, void* site, bool acquired, bool track)
@@ -212,32 +268,13 @@ internal static unsafe class DebugLocks
 
     internal static void MutexLock(byte* m, void* site, bool track)
     {
-        DebugThread* t = Self(out int flags);
-        if (t == null)
-        {
-            Mutex.Lock(m);
-            return;
-        }
-        BeforeAcquire(flags, t, (nint)m, LockKind.Mutex, site, timed: false);
-        Mutex.Lock(m);
-        AfterAcquire(t, (nint)m, LockKind.Mutex, site, acquired: true, track);
+        _ = CheckedAcquire(m, LockKind.Mutex, site, timed: false, -1, 0, track, default);
     }
 
     internal static int MutexLockTimed(byte* m, long timeoutNs, int lockFlags, void* site)
     {
-        DebugThread* t = Self(out int flags);
-        if (t == null)
-        {
-            return Mutex.LockTimed(m, timeoutNs, lockFlags);
-        }
-        int refused = BeforeAcquire(flags, t, (nint)m, LockKind.Mutex, site, timed: true);
-        if (refused != 0)
-        {
-            return ThreadContexts.SetError(refused, "weave_mutex_lock_timed: the acquisition would close a lock-order cycle (WEAVE_DEBUG_FAIL_ON_CYCLE)\0"u8);
-        }
-        int status = Mutex.LockTimed(m, timeoutNs, lockFlags);
-        AfterAcquire(t, (nint)m, LockKind.Mutex, site, status == LockStatus.Acquired, track: true);
-        return status;
+        return CheckedAcquire(m, LockKind.Mutex, site, timed: true, timeoutNs, lockFlags, track: true,
+            "weave_mutex_lock_timed: the acquisition would close a lock-order cycle (WEAVE_DEBUG_FAIL_ON_CYCLE)\0"u8);
     }
 
     internal static int MutexTryLock(byte* m, void* site)
@@ -299,33 +336,23 @@ internal static unsafe class DebugLocks
 
     internal static void RecursiveLock(weave_recursive_mutex_t* m, void* site, bool track)
     {
-        DebugThread* t = Self(out int flags);
-        if (t == null || RecursiveMutex.IsLockedByCurrentThread(m))
+        if (RecursiveMutex.IsLockedByCurrentThread(m))
         {
             // Re-entry by the owner: neither a new order nor a new holder.
             RecursiveMutex.Lock(m);
             return;
         }
-        BeforeAcquire(flags, t, (nint)m, LockKind.Recursive, site, timed: false);
-        RecursiveMutex.LockSlow(m);
-        AfterAcquire(t, (nint)m, LockKind.Recursive, site, acquired: true, track);
+        _ = CheckedAcquire(m, LockKind.Recursive, site, timed: false, -1, 0, track, default);
     }
 
     internal static int RecursiveLockTimed(weave_recursive_mutex_t* m, long timeoutNs, int lockFlags, void* site)
     {
-        DebugThread* t = Self(out int flags);
-        if (t == null || RecursiveMutex.IsLockedByCurrentThread(m))
+        if (RecursiveMutex.IsLockedByCurrentThread(m))
         {
             return RecursiveMutex.LockTimed(m, timeoutNs, lockFlags);
         }
-        int refused = BeforeAcquire(flags, t, (nint)m, LockKind.Recursive, site, timed: true);
-        if (refused != 0)
-        {
-            return ThreadContexts.SetError(refused, "weave_recursive_mutex_lock_timed: the acquisition would close a lock-order cycle (WEAVE_DEBUG_FAIL_ON_CYCLE)\0"u8);
-        }
-        int status = RecursiveMutex.LockTimed(m, timeoutNs, lockFlags);
-        AfterAcquire(t, (nint)m, LockKind.Recursive, site, status == LockStatus.Acquired, track: true);
-        return status;
+        return CheckedAcquire(m, LockKind.Recursive, site, timed: true, timeoutNs, lockFlags, track: true,
+            "weave_recursive_mutex_lock_timed: the acquisition would close a lock-order cycle (WEAVE_DEBUG_FAIL_ON_CYCLE)\0"u8);
     }
 
     internal static int RecursiveUnlock(weave_recursive_mutex_t* m, void* site)
@@ -347,44 +374,13 @@ internal static unsafe class DebugLocks
 
     internal static void RwLock(nuint* rw, bool write, void* site, bool track)
     {
-        DebugThread* t = Self(out int flags);
-        int kind = write ? LockKind.RwWrite : LockKind.RwRead;
-        if (t != null)
-        {
-            BeforeAcquire(flags, t, (nint)rw, kind, site, timed: false);
-        }
-        if (write)
-        {
-            RWMutex.Lock(rw);
-        }
-        else
-        {
-            RWMutex.RLock(rw);
-        }
-        if (t != null)
-        {
-            AfterAcquire(t, (nint)rw, kind, site, acquired: true, track);
-        }
+        _ = CheckedAcquire(rw, write ? LockKind.RwWrite : LockKind.RwRead, site, timed: false, -1, 0, track, default);
     }
 
     internal static int RwLockTimed(nuint* rw, bool write, long timeoutNs, int lockFlags, void* site)
     {
-        DebugThread* t = Self(out int flags);
-        int kind = write ? LockKind.RwWrite : LockKind.RwRead;
-        if (t != null)
-        {
-            int refused = BeforeAcquire(flags, t, (nint)rw, kind, site, timed: true);
-            if (refused != 0)
-            {
-                return ThreadContexts.SetError(refused, "weave_rwmutex_lock_timed: the acquisition would close a lock-order cycle (WEAVE_DEBUG_FAIL_ON_CYCLE)\0"u8);
-            }
-        }
-        int status = write ? RWMutex.LockTimed(rw, timeoutNs, lockFlags) : RWMutex.RLockTimed(rw, timeoutNs, lockFlags);
-        if (t != null)
-        {
-            AfterAcquire(t, (nint)rw, kind, site, status == LockStatus.Acquired, track: true);
-        }
-        return status;
+        return CheckedAcquire(rw, write ? LockKind.RwWrite : LockKind.RwRead, site, timed: true, timeoutNs, lockFlags, track: true,
+            "weave_rwmutex_lock_timed: the acquisition would close a lock-order cycle (WEAVE_DEBUG_FAIL_ON_CYCLE)\0"u8);
     }
 
     internal static int RwUnlock(nuint* rw, bool write, void* site, bool check)
