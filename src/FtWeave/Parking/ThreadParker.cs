@@ -73,37 +73,17 @@ internal unsafe partial struct ThreadParker
         {
             return ParkOutcome.Unparked;
         }
+        if (!poll)
+        {
+            // A lock's wait: no poll, and no clock reads for a budget it
+            // does not use.
+            return Sleep(deadlineNs);
+        }
         long start = Futex.MonotonicNow();
         int* budgetSlot = ParkSpin.Budget;
-        int budget = budgetSlot != null ? *budgetSlot : 0;
-        if (budget != 0 && poll)
+        if (budgetSlot != null && *budgetSlot != 0 && Poll(start + *budgetSlot, deadlineNs, out ParkOutcome polled))
         {
-            long end = start + budget;
-            if (deadlineNs >= 0 && deadlineNs < end)
-            {
-                end = deadlineNs;
-            }
-            while (true)
-            {
-                for (int i = 0; i < ParkSpin.PausesPerClockRead; i++)
-                {
-                    if (Volatile.Read(ref _state) == Woken)
-                    {
-                        return ParkOutcome.Unparked;
-                    }
-                    SpinWaits.Pause(1);
-                }
-                long now = Futex.MonotonicNow();
-                if (now >= end)
-                {
-                    if (deadlineNs >= 0 && now >= deadlineNs)
-                    {
-                        // Still Parked: a waker that comes now owes no system call.
-                        return Volatile.Read(ref _state) == Woken ? ParkOutcome.Unparked : ParkOutcome.TimedOut;
-                    }
-                    break;
-                }
-            }
+            return polled;
         }
         ParkOutcome outcome = Sleep(deadlineNs);
         if (outcome == ParkOutcome.Unparked)
@@ -111,6 +91,38 @@ internal unsafe partial struct ThreadParker
             ParkSpin.AfterSleep(budgetSlot, Futex.MonotonicNow() - start);
         }
         return outcome;
+    }
+
+    /// <summary>
+    /// Polls the word until <paramref name="endNs"/> (or the deadline, if
+    /// sooner). True with the outcome when the wait is over (woken, or the
+    /// deadline passed); false when the poll ran out and the thread should sleep.
+    /// </summary>
+    private bool Poll(long endNs, long deadlineNs, out ParkOutcome outcome)
+    {
+        if (deadlineNs >= 0 && deadlineNs < endNs)
+        {
+            endNs = deadlineNs;
+        }
+        while (true)
+        {
+            for (int i = 0; i < ParkSpin.PausesPerClockRead; i++)
+            {
+                if (Volatile.Read(ref _state) == Woken)
+                {
+                    outcome = ParkOutcome.Unparked;
+                    return true;
+                }
+                SpinWaits.Pause(1);
+            }
+            long now = Futex.MonotonicNow();
+            if (now >= endNs)
+            {
+                // Still Parked after a timeout: a waker that comes now owes no system call.
+                outcome = Volatile.Read(ref _state) == Woken ? ParkOutcome.Unparked : ParkOutcome.TimedOut;
+                return deadlineNs >= 0 && now >= deadlineNs;
+            }
+        }
     }
 
     private ParkOutcome Sleep(long deadlineNs)
