@@ -568,29 +568,18 @@ internal static unsafe class ParkingLot
     /// <summary>weave_unpark_all: wake every waiter on address; returns how many.</summary>
     internal static int UnparkAll(void* address)
     {
-        nuint key = (nuint)address;
-        WaitEntry* toWake = null;
-        WaitEntry** tail = &toWake;
-        int count = 0;
-        Bucket* bucket = LockBucket(key);
-        WaitEntry* e = bucket->Head;
-        while (e != null)
+        var everyone = new WakeEveryone();
+        return UnparkFilter(address, ref everyone);
+    }
+
+    /// <summary>UnparkAll's filter: every waiter of the address is woken.</summary>
+    private struct WakeEveryone : IUnparkFilterCallback
+    {
+        public FilterOp Filter(void* parkArg) => FilterOp.Unpark;
+
+        public void Finished(int woken, bool hasMoreWaiters)
         {
-            WaitEntry* next = e->Next;
-            if (e->Address == key)
-            {
-                Remove(bucket, e);
-                e->IsUnparking = 1;
-                e->NextToWake = null;
-                *tail = e;
-                tail = &e->NextToWake;
-                count++;
-            }
-            e = next;
         }
-        WordLock.Unlock(&bucket->Lock);
-        WakeChain(toWake);
-        return count;
     }
 
     /// <summary>
