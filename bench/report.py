@@ -131,55 +131,41 @@ def rows_threads(rows, scenario):
     return 1
 
 
-def throughput_table(rows, by, scenario, workload):
-    peers = peers_of(rows, scenario)
-    head = "| peer | " + " | ".join(f"{t} thr" for t in THREADS) + " |"
-    out = [head, "| --- |" + " ---: |" * len(THREADS)]
-    for p in peers:
-        cells = []
-        for t in THREADS:
-            r = by.get((scenario, p, t, workload))
-            b = by.get((scenario, WEAVE, t, workload))
-            if r is None:
-                cells.append("–")
-                continue
-            cell = f"{r['value'] / 1e6:.2f}"
-            if p != WEAVE and b is not None:
-                cell += f" ({ratio(b['value'], r['value']):.2f}×)"
-            cells.append(cell)
-        out.append(f"| {p} | " + " | ".join(cells) + " |")
+def thread_table(rows, scenario, cell, threads=THREADS):
+    """One row per peer of `scenario`, one column per thread count; cell(peer,
+    threads) gives the text of a cell."""
+    head = "| peer | " + " | ".join(f"{t} thr" for t in threads) + " |"
+    out = [head, "| --- |" + " ---: |" * len(threads)]
+    for p in peers_of(rows, scenario):
+        out.append(f"| {p} | " + " | ".join(cell(p, t) for t in threads) + " |")
     return "\n".join(out) + "\n"
+
+
+def throughput_table(rows, by, scenario, workload):
+    def cell(p, t):
+        r = by.get((scenario, p, t, workload))
+        b = by.get((scenario, WEAVE, t, workload))
+        if r is None:
+            return "–"
+        text = f"{r['value'] / 1e6:.2f}"
+        if p != WEAVE and b is not None:
+            text += f" ({ratio(b['value'], r['value']):.2f}×)"
+        return text
+    return thread_table(rows, scenario, cell)
 
 
 def wait_table(rows, by, scenario, workload):
-    peers = peers_of(rows, scenario)
-    head = "| peer | " + " | ".join(f"{t} thr" for t in THREADS) + " |"
-    out = [head, "| --- |" + " ---: |" * len(THREADS)]
-    for p in peers:
-        cells = []
-        for t in THREADS:
-            r = by.get((scenario, p, t, workload))
-            cells.append("–" if r is None else f"{r['value']:.0f}")
-        out.append(f"| {p} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+    def cell(p, t):
+        r = by.get((scenario, p, t, workload))
+        return "–" if r is None else f"{r['value']:.0f}"
+    return thread_table(rows, scenario, cell)
 
 
 def spread_table(rows, by, scenario, workload):
-    peers = peers_of(rows, scenario)
-    head = "| peer | " + " | ".join(f"{t} thr" for t in THREADS if t > 1) + " |"
-    out = [head, "| --- |" + " ---: |" * (len(THREADS) - 1)]
-    for p in peers:
-        cells = []
-        for t in THREADS:
-            if t == 1:
-                continue
-            r = by.get((scenario, p, t, workload))
-            if r is None:
-                cells.append("–")
-                continue
-            cells.append(f"{r['min_acq']}/{r['max_acq']}")
-        out.append(f"| {p} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+    def cell(p, t):
+        r = by.get((scenario, p, t, workload))
+        return "–" if r is None else f"{r['min_acq']}/{r['max_acq']}"
+    return thread_table(rows, scenario, cell, [t for t in THREADS if t > 1])
 
 
 def starved(r):
