@@ -599,6 +599,17 @@ bool contend_until_biased(weave_rwmutex_t *rw) {
 struct Holder {
   std::atomic<bool> in{false}, release{false};
   std::atomic<int> runlock_result{1};
+
+  // Starts the holder on `threads`; returns once it holds the read lock.
+  void hold(Threads &threads, weave_rwmutex_t *rw) {
+    threads.start([this, rw] {
+      weave_rwmutex_rlock(rw);
+      in = true;
+      while (!release.load()) usleep(1000);
+      runlock_result = weave_rwmutex_runlock(rw);
+    });
+    while (!in.load()) usleep(1000);
+  }
 };
 
 weave_rwmutex_t racing, reenable, misuse, exiting, forked;
@@ -706,13 +717,7 @@ TEST_CASE("bias: runlock misuse returns WEAVE_E_NOT_OWNER and leaves another thr
 
   Holder h;
   Threads threads;
-  threads.start([&h] {
-    weave_rwmutex_rlock(&misuse);
-    h.in = true;
-    while (!h.release.load()) usleep(1000);
-    h.runlock_result = weave_rwmutex_runlock(&misuse);
-  });
-  while (!h.in.load()) usleep(1000);
+  h.hold(threads, &misuse);
   REQUIRE(load_bits(misuse) == kBias);  // the holder is in the table
   for (RWApi api : {inline_api(), exported_api(), slow_api()}) {
     prime_last_error("weave_rwmutex");
@@ -790,13 +795,7 @@ TEST_CASE("bias: fork child with readers in the table", "[bias]") {
   REQUIRE(contend_until_biased(&forked));
   Holder other;
   Threads threads;
-  threads.start([&other] {
-    weave_rwmutex_rlock(&forked);
-    other.in = true;
-    while (!other.release.load()) usleep(1000);
-    other.runlock_result = weave_rwmutex_runlock(&forked);
-  });
-  while (!other.in.load()) usleep(1000);
+  other.hold(threads, &forked);
   weave_rwmutex_rlock(&forked);
   REQUIRE(load_bits(forked) == kBias);
 
