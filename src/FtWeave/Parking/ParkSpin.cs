@@ -26,8 +26,8 @@ namespace FtWeave.Parking;
 /// longer (the budget halves on every such wait and reaches zero), nothing
 /// on a single CPU, and nothing on a thread's first wait.
 ///
-/// Who polls: the waits for an event (weave_park, conditions, events, once,
-/// static values). The waits of locks (mutex, recursive mutex, RW mutex,
+/// Who polls, and moves the budget: the waits for an event (weave_park,
+/// conditions, events, once, static values). The waits of locks (mutex, recursive mutex, RW mutex,
 /// critical sections, the word lock and raw mutex) do not: they spin before
 /// they park already, and when threads outnumber CPUs a polling lock waiter
 /// takes the CPU of a thread that has work (contended "small" at 8-16
