@@ -892,11 +892,18 @@ static inline void weave_rwmutex_rlock(weave_rwmutex_t *rw) {
 static inline int weave_rwmutex_runlock(weave_rwmutex_t *rw) {
   uintptr_t bits, readers;
   if (rw != NULL) {
-    uint64_t id = weave__inline_thread_id();
-    if (weave__rwmutex_try_runlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
-      return 0;
-    }
     bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    /* A biased read lock keeps the bias or the write bit set until its slot
+     * is free (only a writer holding the write bit clears the bias, and it
+     * waits for the slots before it unlocks), and this load comes after our
+     * own rlock in the word's order: with neither bit, ours is counted. */
+    if ((bits & (WEAVE_RWMUTEX_READER_BIAS | WEAVE_RWMUTEX_WRITE_LOCKED)) != 0) {
+      uint64_t id = weave__inline_thread_id();
+      if (weave__rwmutex_try_runlock_biased_at(rw, weave__rwmutex_slot(rw, id), id)) {
+        return 0;
+      }
+      bits = __atomic_load_n(&rw->bits, __ATOMIC_RELAXED);
+    }
     readers = WEAVE_RWMUTEX_READERS(bits);
     /* Fast only when this is not the last reader in front of parked waiters. */
     if (readers > 1 || (readers == 1 && (bits & WEAVE_RWMUTEX_HAS_PARKED) == 0)) {

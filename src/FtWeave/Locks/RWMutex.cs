@@ -574,12 +574,22 @@ internal static unsafe class RWMutex
         // A biased read lock of the caller first: its slot names rw and holds
         // its thread id (a reader of another thread in a colliding slot does
         // not count). Checked whether or not the bias is still on: a revoking
-        // writer may be waiting for exactly this slot.
-        if (Native.RWMutexTryRUnlockBiased(rw) != 0)
-        {
-            return 0;
-        }
+        // writer may be waiting for exactly this slot. But while a biased read
+        // lock is held the word keeps ReaderBias or WriteLocked (only a writer
+        // holding WriteLocked clears the bias, and it keeps WriteLocked until
+        // every slot is free), and this load follows the caller's own rlock
+        // in the word's modification order (read-read coherence): with
+        // neither bit the caller's lock is counted, and the slot lookup (a
+        // thread-id read and a table load) is skipped.
         nuint bits = Volatile.Read(ref *rw);
+        if ((bits & (ReaderBias | WriteLocked)) != 0)
+        {
+            if (Native.RWMutexTryRUnlockBiased(rw) != 0)
+            {
+                return 0;
+            }
+            bits = Volatile.Read(ref *rw);
+        }
         while (true)
         {
             // A CAS loop rather than CPython's fetch-sub: a misplaced runlock
