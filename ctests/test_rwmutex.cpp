@@ -710,6 +710,39 @@ TEST_CASE("bias: a writer revokes it, readers bring it back after the inhibit ti
   CHECK(load_bits(reenable) == kBias);
 }
 
+TEST_CASE("bias: a biased reader releases its slot after a writer cleared the bias (every runlock)", "[bias]") {
+  // The releases skip the slot lookup when the word has neither the bias nor
+  // the write bit; here the bias is gone but the revoking writer holds the
+  // write bit and waits for this very slot, so every runlock must still look.
+  using namespace bias;
+  for (RWApi api : {inline_api(), exported_api(), slow_api()}) {
+    static weave_rwmutex_t revoked;
+    revoked = weave_rwmutex_t{0};
+    REQUIRE(contend_until_biased(&revoked));
+    weave_rwmutex_rlock(&revoked);
+    REQUIRE(load_bits(revoked) == kBias);
+    std::atomic<bool> writer_in{false};
+    Threads threads;
+    threads.start([&] {
+      weave_rwmutex_lock(&revoked);
+      writer_in = true;
+      weave_rwmutex_unlock(&revoked);
+    });
+    // The writer passes its spin and yields, clears the bias and sleeps.
+    uintptr_t bits = 0;
+    for (int i = 0; i < 2000 && (bits = load_bits(revoked)) != WEAVE_RWMUTEX_WRITE_LOCKED; i++) {
+      usleep(1000);
+    }
+    REQUIRE(bits == WEAVE_RWMUTEX_WRITE_LOCKED);
+    CHECK_FALSE(writer_in.load());
+    CHECK(api.runlock(&revoked) == 0);
+    threads.join();
+    CHECK(writer_in.load());
+    CHECK(load_bits(revoked) == 0);
+    CHECK(api.runlock(&revoked) == WEAVE_E_NOT_OWNER);
+  }
+}
+
 TEST_CASE("bias: runlock misuse returns WEAVE_E_NOT_OWNER and leaves another thread's biased read lock held", "[bias]") {
   using namespace bias;
   misuse = weave_rwmutex_t{0};
