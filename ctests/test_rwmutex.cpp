@@ -612,6 +612,23 @@ struct Holder {
   }
 };
 
+// A writer on another thread takes `rw` while the caller holds it through its
+// slot: it sets the write bit, waits past its spin and yields, clears the
+// bias and sleeps until the caller's runlock frees the slot.
+struct RevokingWriter {
+  std::atomic<bool> in{false};
+
+  // Starts it; returns the word once the bias is gone and only the write bit is left.
+  uintptr_t start(Threads &threads, weave_rwmutex_t *rw) {
+    threads.start([this, rw] {
+      weave_rwmutex_lock(rw);
+      in = true;
+      weave_rwmutex_unlock(rw);
+    });
+    return wait_until(*rw, WEAVE_RWMUTEX_WRITE_LOCKED);
+  }
+};
+
 weave_rwmutex_t racing, reenable, misuse, exiting, forked;
 std::atomic<int> torn{0};
 uint64_t data_a, data_b;
@@ -677,69 +694,37 @@ TEST_CASE("bias: revocation racing readers: no reader overlaps a writer, the bia
 }
 
 TEST_CASE("bias: a writer revokes it, readers bring it back after the inhibit time", "[bias]") {
-  using namespace bias;
-  reenable = weave_rwmutex_t{0};
-  REQUIRE(contend_until_biased(&reenable));
-
-  // A biased reader is in the table, not in the word.
-  weave_rwmutex_rlock(&reenable);
-  CHECK(load_bits(reenable) == kBias);
-  // A writer revokes: it takes the lock, clears the bit, and waits for us.
-  std::atomic<bool> writer_in{false};
-  Threads threads;
-  threads.start([&] {
-    weave_rwmutex_lock(&reenable);
-    writer_in = true;
-    weave_rwmutex_unlock(&reenable);
-  });
-  CHECK(wait_until(reenable, WEAVE_RWMUTEX_WRITE_LOCKED) == WEAVE_RWMUTEX_WRITE_LOCKED);
-  usleep(20 * 1000);
-  CHECK_FALSE(writer_in.load());  // still waiting for our slot
-  CHECK(weave_rwmutex_runlock(&reenable) == 0);
-  threads.join();
-  CHECK(writer_in.load());
-  // Revoked: the word is plain again, and an uncontended reader counts itself.
-  CHECK(load_bits(reenable) == 0);
-  weave_rwmutex_rlock(&reenable);
-  CHECK(load_bits(reenable) == WEAVE_RWMUTEX_ONE_READER);
-  CHECK(weave_rwmutex_runlock(&reenable) == 0);
-  CHECK(weave_rwmutex_runlock(&reenable) == WEAVE_E_NOT_OWNER);
-  // The inhibit time is at most 10 ms; contending readers turn it on again.
-  usleep(20 * 1000);
-  CHECK(contend_until_biased(&reenable));
-  CHECK(load_bits(reenable) == kBias);
-}
-
-TEST_CASE("bias: a biased reader releases its slot after a writer cleared the bias (every runlock)", "[bias]") {
-  // The releases skip the slot lookup when the word has neither the bias nor
-  // the write bit; here the bias is gone but the revoking writer holds the
-  // write bit and waits for this very slot, so every runlock must still look.
+  // Every runlock: they skip the slot lookup when the word has neither the
+  // bias nor the write bit, and here the bias is gone while the revoking
+  // writer holds the write bit and waits for this very slot.
   using namespace bias;
   for (RWApi api : {inline_api(), exported_api(), slow_api()}) {
-    static weave_rwmutex_t revoked;
-    revoked = weave_rwmutex_t{0};
-    REQUIRE(contend_until_biased(&revoked));
-    weave_rwmutex_rlock(&revoked);
-    REQUIRE(load_bits(revoked) == kBias);
-    std::atomic<bool> writer_in{false};
+    reenable = weave_rwmutex_t{0};
+    REQUIRE(contend_until_biased(&reenable));
+
+    // A biased reader is in the table, not in the word.
+    weave_rwmutex_rlock(&reenable);
+    CHECK(load_bits(reenable) == kBias);
+    // A writer revokes: it takes the lock, clears the bit, and waits for us.
     Threads threads;
-    threads.start([&] {
-      weave_rwmutex_lock(&revoked);
-      writer_in = true;
-      weave_rwmutex_unlock(&revoked);
-    });
-    // The writer passes its spin and yields, clears the bias and sleeps.
-    uintptr_t bits = 0;
-    for (int i = 0; i < 2000 && (bits = load_bits(revoked)) != WEAVE_RWMUTEX_WRITE_LOCKED; i++) {
-      usleep(1000);
-    }
-    REQUIRE(bits == WEAVE_RWMUTEX_WRITE_LOCKED);
-    CHECK_FALSE(writer_in.load());
-    CHECK(api.runlock(&revoked) == 0);
+    RevokingWriter writer;
+    CHECK(writer.start(threads, &reenable) == WEAVE_RWMUTEX_WRITE_LOCKED);
+    usleep(20 * 1000);
+    CHECK_FALSE(writer.in.load());  // still waiting for our slot
+    CHECK(api.runlock(&reenable) == 0);
     threads.join();
-    CHECK(writer_in.load());
-    CHECK(load_bits(revoked) == 0);
-    CHECK(api.runlock(&revoked) == WEAVE_E_NOT_OWNER);
+    CHECK(writer.in.load());
+    // Revoked: the word is plain again, and an uncontended reader counts itself.
+    CHECK(load_bits(reenable) == 0);
+    CHECK(api.runlock(&reenable) == WEAVE_E_NOT_OWNER);
+    weave_rwmutex_rlock(&reenable);
+    CHECK(load_bits(reenable) == WEAVE_RWMUTEX_ONE_READER);
+    CHECK(api.runlock(&reenable) == 0);
+    CHECK(api.runlock(&reenable) == WEAVE_E_NOT_OWNER);
+    // The inhibit time is at most 10 ms; contending readers turn it on again.
+    usleep(20 * 1000);
+    CHECK(contend_until_biased(&reenable));
+    CHECK(load_bits(reenable) == kBias);
   }
 }
 
