@@ -299,7 +299,8 @@ def previous_table(rows, by):
         out.append(f"| {scenario} | {wl} | {t} | {fmt(b['value'] / scale)} | {fmt(a['value'] / scale)} | {u} | "
                    f"{a['value'] / b['value']:.2f}× |")
     return ("ft_weave only, this build and the previous one run in turn (`bench/previous.py`: the two processes "
-            "alternated, median of the rounds). For ops/s higher is better, for times lower.\n\n"
+            "alternated, median of the rounds; this build's rwlock runs with `--no-writer-wait`, as the previous "
+            "build's loop timed no write). For ops/s higher is better, for times lower.\n\n"
             + "\n".join(out) + "\n")
 
 
