@@ -130,6 +130,39 @@ void load_at_end() {
   }
 }
 
+// What moving one cache line between two threads costs right now: two
+// threads take turns incrementing one word. On a VM this depends on where the
+// host runs the vCPUs (about 30 ns on two hyperthreads of one core, 230 ns
+// and more on two cores here), it can change during a run, and the RW
+// figures follow it (docs/benchmarks.md, RW notes); so it is noted in the
+// results before and after the scenarios that depend on it.
+void handoff_note(const char *when) {
+  static std::atomic<long> turn;
+  const long rounds = opt.smoke ? 2000 : 200000;
+  turn.store(0);
+  auto player = [&](long me) {
+    for (long i = 0; i < rounds; i++) {
+      for (int k = 0; (turn.load(std::memory_order_acquire) & 1) != me; k++) {
+        if (k > 4096) {
+          std::this_thread::yield();  // one CPU: the other thread must run
+        }
+      }
+      turn.fetch_add(1);
+    }
+  };
+  auto t0 = Clock::now();
+  std::thread a(player, 0), b(player, 1);
+  a.join();
+  b.join();
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "# cache-line hand-off between two threads (%s): %.0f ns\n", when,
+                (double)ns_since(t0) / (2.0 * (double)rounds));
+  std::fputs(buf, stdout);
+  if (csv != nullptr) {
+    std::fputs(buf, csv);
+  }
+}
+
 // ---- 1. uncontended lock+unlock -------------------------------------------
 
 // One peer's uncontended loop: nanoseconds per lock+unlock pair over `iters`.
@@ -1195,7 +1228,9 @@ int main(int argc, char **argv) {
   if (want("rwlock")) {
     const std::vector<ThreadedPeer> peers = {rw_peer<WeaveRW>(), rw_peer<PthreadRW>(), rw_peer<StdSharedMutex>(),
                                              rw_peer<Absl>(), rw_peer<ParkingLotRWFfi>()};
+    handoff_note("before rwlock");
     run_interleaved("rwlock", peers, read95, std::size(read95));
+    handoff_note("after rwlock");
   }
   if (want("churn")) {
     churn();
