@@ -17,6 +17,7 @@
 // duration across peers nor report per-thread counts, and one driver keeps
 // one CSV schema for all scenarios (the .NET runner writes the same one).
 
+#include "handoff.h"
 #include "peers/peers.hpp"
 
 #include <sys/utsname.h>
@@ -47,7 +48,8 @@ struct Options {
   std::string peer;  // run only the peers whose name contains this (for profiling)
   // rwlock: time every write's lock() for the longest-writer-wait column. Off
   // (--no-writer-wait) for previous.py, whose previous build's harness timed
-  // nothing: two clock reads per write are 5% of the one-thread figure.
+  // nothing: two clock reads per write (26 ns each here) cost about 17% of the
+  // one-thread figure.
   bool writer_wait = true;
 };
 Options opt;
@@ -93,6 +95,15 @@ double median(std::vector<double> v) {
 
 // ---- machine ------------------------------------------------------------
 
+// A comment line of the results: on stdout and in the CSV (report.py shows
+// them under "Machine and run").
+void note(const char *text) {
+  std::fputs(text, stdout);
+  if (csv != nullptr) {
+    std::fputs(text, csv);
+  }
+}
+
 void machine_info() {
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
@@ -112,9 +123,8 @@ void machine_info() {
                 "# machine: cores=%u cpu=%s kernel=%s %s\n# load at start: %.2f %.2f %.2f (1, 5, 15 min)%s\n", cores,
                 model.c_str(), u.sysname, u.release, load[0], load[1], load[2],
                 load[0] > 1.0 ? "  WARNING: load > 1, numbers are not trustworthy" : "");
-  std::fputs(buf, stdout);
+  note(buf);
   if (csv != nullptr) {
-    std::fputs(buf, csv);
     std::fprintf(csv, "scenario,peer,threads,workload,value,unit,min_acq,max_acq\n");
   }
 }
@@ -124,43 +134,17 @@ void load_at_end() {
   getloadavg(load, 3);
   char buf[128];
   std::snprintf(buf, sizeof buf, "# load at end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
-  std::fputs(buf, stdout);
-  if (csv != nullptr) {
-    std::fputs(buf, csv);
-  }
+  note(buf);
 }
 
-// What moving one cache line between two threads costs right now: two
-// threads take turns incrementing one word. On a VM this depends on where the
-// host runs the vCPUs (about 30 ns on two hyperthreads of one core, 230 ns
-// and more on two cores here), it can change during a run, and the RW
-// figures follow it (docs/benchmarks.md, RW notes); so it is noted in the
-// results before and after the scenarios that depend on it.
+// The cache-line hand-off of this moment (handoff.h), noted in the results
+// before and after the scenarios whose figures follow it (the RW notes of
+// docs/benchmarks.md).
 void handoff_note(const char *when) {
-  static std::atomic<long> turn;
-  const long rounds = opt.smoke ? 2000 : 200000;
-  turn.store(0);
-  auto player = [&](long me) {
-    for (long i = 0; i < rounds; i++) {
-      for (int k = 0; (turn.load(std::memory_order_acquire) & 1) != me; k++) {
-        if (k > 4096) {
-          std::this_thread::yield();  // one CPU: the other thread must run
-        }
-      }
-      turn.fetch_add(1);
-    }
-  };
-  auto t0 = Clock::now();
-  std::thread a(player, 0), b(player, 1);
-  a.join();
-  b.join();
   char buf[160];
   std::snprintf(buf, sizeof buf, "# cache-line hand-off between two threads (%s): %.0f ns\n", when,
-                (double)ns_since(t0) / (2.0 * (double)rounds));
-  std::fputs(buf, stdout);
-  if (csv != nullptr) {
-    std::fputs(buf, csv);
-  }
+                ftw_handoff_ns(opt.smoke ? 2000 : 200000));
+  note(buf);
 }
 
 // ---- 1. uncontended lock+unlock -------------------------------------------
@@ -717,8 +701,8 @@ RunResult rw_once(int threads, const Workload &wl, int duration_ms) {
       rng = rng * 1103515245u + 12345u;
       if ((rng >> 16) % 1000 < wl.in) {
         // Every peer pays the same two clock reads per write (5% of the
-        // operations): how long a writer waited, to show that readers do not
-        // starve writers.
+        // operations), unless --no-writer-wait: how long a writer waited, to
+        // show that readers do not starve writers.
         if (opt.writer_wait) {
           auto t0 = Clock::now();
           sh->lock.lock();

@@ -29,6 +29,8 @@
 #define _GNU_SOURCE
 #include <ft_weave.h>
 
+#include "handoff.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -69,38 +71,7 @@ static inline void backoff(int k) {
   }
 }
 
-/* ---- 1. line hand-off ----------------------------------------------------- */
-
-static _Alignas(64) atomic_long turn;
-static long handoffs = 200000;
-
-static void *handoff_thread(void *arg) {
-  long me = (long)(intptr_t)arg;
-  for (long i = 0; i < handoffs; i++) {
-    for (int k = 0; (atomic_load_explicit(&turn, memory_order_acquire) & 1) != me; k++) {
-      if (k > 4096) {
-        sched_yield(); /* one CPU: the other thread must run */
-      } else {
-        cpu_relax(1);
-      }
-    }
-    atomic_fetch_add(&turn, 1);
-  }
-  return NULL;
-}
-
-static double handoff_ns(void) {
-  pthread_t a, b;
-  atomic_store(&turn, 0);
-  int64_t t0 = now_ns();
-  pthread_create(&a, NULL, handoff_thread, (void *)(intptr_t)0);
-  pthread_create(&b, NULL, handoff_thread, (void *)(intptr_t)1);
-  pthread_join(a, NULL);
-  pthread_join(b, NULL);
-  return (double)(now_ns() - t0) / (2.0 * (double)handoffs);
-}
-
-/* ---- 2. the locks ---------------------------------------------------------- */
+/* ---- the locks ------------------------------------------------------------- */
 
 struct shared {
   _Alignas(128) _Atomic uint64_t word; /* the lock word (weave_rwmutex_t for ft_weave) */
@@ -178,9 +149,29 @@ static void counter_unlock(void) { atomic_store_explicit(&sh->word, 0, memory_or
 enum lock_kind { VISIBLE, COUNTER, WEAVE, KINDS };
 static const char *const kind_names[KINDS] = {"visible readers (ideal)", "counter (ideal)", "ft_weave"};
 
-/* ---- 3. the workload ------------------------------------------------------- */
+/* ---- the workload ---------------------------------------------------------- */
 
 static enum lock_kind kind;
+
+/* The lock or read lock of `kind`; a switch rather than function pointers so
+ * that every lock's fast path is inlined into the loop, as in its own code. */
+static inline void lock_as(bool write, int me) {
+  weave_rwmutex_t *rw = (weave_rwmutex_t *)&sh->word;
+  switch (kind) {
+    case VISIBLE: write ? visible_lock() : visible_rlock(me); break;
+    case COUNTER: write ? counter_lock() : counter_rlock(); break;
+    default: write ? weave_rwmutex_lock(rw) : weave_rwmutex_rlock(rw); break;
+  }
+}
+
+static inline void unlock_as(bool write, int me) {
+  weave_rwmutex_t *rw = (weave_rwmutex_t *)&sh->word;
+  switch (kind) {
+    case VISIBLE: write ? visible_unlock() : visible_runlock(me); break;
+    case COUNTER: write ? counter_unlock() : counter_runlock(); break;
+    default: write ? (void)weave_rwmutex_unlock(rw) : (void)weave_rwmutex_runlock(rw); break;
+  }
+}
 static atomic_bool stop;
 static atomic_int torn;
 static bool pin_one_cpu;
@@ -196,7 +187,6 @@ static uint32_t work(uint32_t x, int units) {
 
 static void *rw_thread(void *arg) {
   int me = (int)(intptr_t)arg;
-  weave_rwmutex_t *rw = (weave_rwmutex_t *)&sh->word;
   if (pin_one_cpu) {
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -208,31 +198,15 @@ static void *rw_thread(void *arg) {
   while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
     rng = rng * 1103515245u + 12345u;
     if ((rng >> 16) % 1000 < 50) {
-      switch (kind) {
-        case VISIBLE: visible_lock(); break;
-        case COUNTER: counter_lock(); break;
-        default: weave_rwmutex_lock(rw); break;
-      }
+      lock_as(true, me);
       for (int i = 0; i < 4; i++) {
         sh->data[i]++;
       }
-      switch (kind) {
-        case VISIBLE: visible_unlock(); break;
-        case COUNTER: counter_unlock(); break;
-        default: weave_rwmutex_unlock(rw); break;
-      }
+      unlock_as(true, me);
     } else {
-      switch (kind) {
-        case VISIBLE: visible_rlock(me); break;
-        case COUNTER: counter_rlock(); break;
-        default: weave_rwmutex_rlock(rw); break;
-      }
+      lock_as(false, me);
       uint64_t a = sh->data[0], b = sh->data[3];
-      switch (kind) {
-        case VISIBLE: visible_runlock(me); break;
-        case COUNTER: counter_runlock(); break;
-        default: weave_rwmutex_runlock(rw); break;
-      }
+      unlock_as(false, me);
       if (a != b) {
         atomic_fetch_add(&torn, 1); /* a writer ran beside a reader */
       }
@@ -321,10 +295,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: rw_ceiling_bench [run ms >= 1] [rounds 1-64] [threads 1-%d]\n", MAX_THREADS);
     return 2;
   }
-  if (run_ms < 100) {
-    handoffs = 2000; /* a smoke run */
-  }
-  printf("cache line hand-off between two threads: %.0f ns\n", handoff_ns());
+  /* A smoke run measures few hand-offs. */
+  printf("cache line hand-off between two threads: %.0f ns\n", ftw_handoff_ns(run_ms < 100 ? 2000 : 200000));
   printf("read95, %d threads, %d ms per run, median of %d interleaved rounds:\n", nthreads, run_ms, rounds);
   table(run_ms, rounds);
   pin_one_cpu = true;
