@@ -12,17 +12,25 @@
 #include <time.h>
 
 struct ftw_handoff_player {
-  long *turn; /* shared by the two players */
-  long me;    /* 0 or 1: the player moves when turn's parity is `me` */
+  long *turn;   /* shared by the two players */
+  long me;      /* 0 or 1: the player moves when turn's parity is `me` */
   long rounds;
+  int *abandon; /* set when the other player could not be started */
 };
 
 static void *ftw_handoff_play(void *arg) {
   struct ftw_handoff_player *p = (struct ftw_handoff_player *)arg;
   for (long i = 0; i < p->rounds; i++) {
     for (int k = 0; (__atomic_load_n(p->turn, __ATOMIC_ACQUIRE) & 1) != p->me; k++) {
+      if (__atomic_load_n(p->abandon, __ATOMIC_RELAXED)) {
+        return NULL;
+      }
       if (k > 4096) {
         sched_yield(); /* one CPU: the other thread must run */
+      } else {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause(); /* loads without a pause slow the very line they wait for */
+#endif
       }
     }
     __atomic_fetch_add(p->turn, 1, __ATOMIC_SEQ_CST);
@@ -30,16 +38,25 @@ static void *ftw_handoff_play(void *arg) {
   return NULL;
 }
 
-/* Nanoseconds per hand-off over `rounds` turns of each thread. */
+/* Nanoseconds per hand-off over `rounds` turns of each of two new threads
+ * (new ones both: the caller may be sitting on a CPU the scheduler is about
+ * to move it from); -1 when a thread cannot be created. */
 static inline double ftw_handoff_ns(long rounds) {
   static long turn __attribute__((aligned(128)));
-  struct ftw_handoff_player a = {&turn, 0, rounds}, b = {&turn, 1, rounds};
+  int abandon = 0;
+  struct ftw_handoff_player a = {&turn, 0, rounds, &abandon}, b = {&turn, 1, rounds, &abandon};
   struct timespec t0, t1;
   pthread_t ta, tb;
   __atomic_store_n(&turn, 0, __ATOMIC_SEQ_CST);
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  pthread_create(&ta, NULL, ftw_handoff_play, &a);
-  pthread_create(&tb, NULL, ftw_handoff_play, &b);
+  if (pthread_create(&ta, NULL, ftw_handoff_play, &a) != 0) {
+    return -1;
+  }
+  if (pthread_create(&tb, NULL, ftw_handoff_play, &b) != 0) {
+    __atomic_store_n(&abandon, 1, __ATOMIC_RELAXED);
+    pthread_join(ta, NULL);
+    return -1;
+  }
   pthread_join(ta, NULL);
   pthread_join(tb, NULL);
   clock_gettime(CLOCK_MONOTONIC, &t1);
