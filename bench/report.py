@@ -19,6 +19,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import shutil
 import sys
 from collections import defaultdict
@@ -175,7 +176,7 @@ def starved(r):
     return r["max_acq"] > 0 and r["min_acq"] < STARVED * r["max_acq"]
 
 
-def targets(by, rows):
+def targets(by, rows, meta=()):
     res = []
 
     def get(s, p, t=1, w="-"):
@@ -212,7 +213,7 @@ def targets(by, rows):
         res.append(("No thread starved (ft_weave, min ≥ 5% of max acquisitions, 4–16 threads)",
                     "; ".join(starving) if starving else "none starved", not starving))
     res.extend(previous_targets(by))
-    res.extend(rw_targets(by))
+    res.extend(rw_targets(by, meta))
     a, b = get("pingpong", WEAVE, 2), get("pingpong", "raw futex", 2)
     if a and b:
         res.append(("Park/unpark ping-pong ≤ 1.2× raw futex", f"{a / b:.2f}× ({fmt(a)} vs {fmt(b)} µs)", a / b <= 1.2))
@@ -259,7 +260,32 @@ def previous_targets(by):
     return res
 
 
-def rw_targets(by):
+# Moving a cache line between the two threads costs about 30 ns when the host
+# runs the two vCPUs on hyperthreads of one core and about 230 ns on two cores
+# (docs/benchmarks.md); lockbench notes it before and after its rwlock scenario.
+ONE_CORE_HANDOFF_NS = 80
+
+
+def placement(meta):
+    """'hand-off 235/222 ns: two cores' from lockbench's notes, or ''."""
+    seen = {}
+    for m in meta:
+        hit = re.match(r"# cache-line hand-off between two threads \((before|after) rwlock\): ([0-9.]+) ns", m)
+        if hit:
+            seen[hit.group(1)] = float(hit.group(2))
+    if not seen:
+        return ""
+    ns = [seen[k] for k in ("before", "after") if k in seen]
+    if all(v < ONE_CORE_HANDOFF_NS for v in ns):
+        where = "one core's two hyperthreads"
+    elif all(v >= ONE_CORE_HANDOFF_NS for v in ns):
+        where = "two cores"
+    else:
+        where = "the placement changed during the run"
+    return f"; hand-off {'/'.join(f'{v:.0f}' for v in ns)} ns: {where}"
+
+
+def rw_targets(by, meta=()):
     res = []
     worst, where = None, ""
     for t in (2, 4, 8, 16):
@@ -272,7 +298,7 @@ def rw_targets(by):
             worst, where = q, f"{t} threads"
     if worst is not None:
         res.append(("RW mutex, 95% reads: ≥ 1.5× the best of pthread_rwlock, std::shared_mutex, parking_lot at 2–16 "
-                    "threads", f"worst {worst:.2f}× ({where})", worst >= 1.5))
+                    "threads", f"worst {worst:.2f}× ({where}{placement(meta)})", worst >= 1.5))
     a, b = by.get(("rwlock", NEW, 1, "read95")), by.get(("rwlock", OLD, 1, "read95"))
     if a and b:
         q = a["value"] / b["value"]
@@ -360,7 +386,7 @@ def generate(meta, rows, by, img_rel):
     parts.append("### Machine and run\n")
     parts.append("```\n" + "\n".join(meta) + "\n```\n")
     parts.append("### Targets\n")
-    parts.append(targets(by, rows))
+    parts.append(targets(by, rows, meta))
     parts.append("\n### 1. Uncontended lock+unlock\n")
     parts.append(simple_table(rows, by, "uncontended", "ns/op", True,
                               ("One thread, lock+unlock in a loop, with a second thread alive and idle in the process (glibc makes "
@@ -524,7 +550,7 @@ def main():
         f.write(head + BEGIN + "\n" + body + END + tail)
 
     plots(rows, by, a.img)
-    print(targets(by, rows))
+    print(targets(by, rows, meta))
     print(f"report.py: wrote {a.results}, {a.doc} and {a.img}/bench_*.png")
 
 
