@@ -3,6 +3,7 @@
 
     previous.py --new build/bench/bench/lockbench --old /path/to/old/lockbench
                 --out previous.csv [--rounds 3] [--smoke]
+                [--same-new same_source_bench --same-old same_source_bench_previous]
 
 Two builds of ft_weave cannot share one process (their exported names are the
 same), so "the same run" for a before/after comparison means the two
@@ -12,6 +13,14 @@ the CSV keeps, per configuration, the median over the rounds of each build,
 named "ft_weave [this build]" and "ft_weave [previous build]" (and the same
 for "ft_weave (exported call)"). report.py turns these rows into the targets
 "no worse than 0.95x the previous algorithm" and a before/after table.
+
+The two lockbench binaries differ in more than the lock: the harness source
+changed between the builds too, and on the `small` workload the layout of a
+binary alone moves throughput by 10-15%. With --same-new/--same-old (one
+harness source, bench/same_source_bench.c, built against each build's header
+and library) each round also alternates that pair, whose rows are named
+"ft_weave (same source) [...]"; report.py bases the contended and one-thread
+RW targets on them when they are there.
 """
 
 import argparse
@@ -25,6 +34,7 @@ import tempfile
 
 SCENARIOS = ["uncontended", "contended", "pingpong", "event", "cond", "rwlock"]
 TAGS = {"new": "this build", "old": "previous build"}
+SAME_SOURCE = "ft_weave (same source)"
 
 
 def run(lockbench, scenario, smoke, extra=()):
@@ -39,6 +49,14 @@ def run(lockbench, scenario, smoke, extra=()):
     return list(csv.DictReader(io.StringIO("\n".join(body))))
 
 
+def run_same(binary, smoke):
+    """One run of same_source_bench (lockbench's CSV on stdout)."""
+    cmd = [binary, "--label", SAME_SOURCE] + (["--smoke"] if smoke else [])
+    text = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    body = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return list(csv.DictReader(io.StringIO("\n".join(body))))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--new", required=True)
@@ -46,9 +64,14 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--same-new", help="same_source_bench built against this build")
+    ap.add_argument("--same-old", help="same_source_bench built against the previous build")
     a = ap.parse_args()
     if not os.access(a.old, os.X_OK):
         sys.exit(f"previous.py: {a.old} is not an executable lockbench")
+    if bool(a.same_new) != bool(a.same_old):
+        sys.exit("previous.py: --same-new and --same-old go together")
+    same = {"new": a.same_new, "old": a.same_old} if a.same_new else None
 
     values = {}  # (build, scenario, peer, threads, workload) -> [value per round]
     units = {}
@@ -68,10 +91,18 @@ def main():
                     key = (build, r["scenario"], r["peer"], r["threads"], r["workload"])
                     values.setdefault(key, []).append(float(r["value"]))
                     units[key] = r["unit"]
+        if same:
+            for build in (("new", "old") if rnd % 2 == 0 else ("old", "new")):
+                for r in run_same(same[build], a.smoke):
+                    key = (build, r["scenario"], r["peer"], r["threads"], r["workload"])
+                    values.setdefault(key, []).append(float(r["value"]))
+                    units[key] = r["unit"]
         print(f"previous.py: round {rnd + 1}/{a.rounds} done", flush=True)
 
     with open(a.out, "w", encoding="utf-8", newline="") as f:
         f.write(f"# previous build: {a.old}; {a.rounds} alternated rounds, median per configuration\n")
+        if same:
+            f.write(f"# same harness source: {a.same_new} against {a.same_old}, alternated in the same rounds\n")
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["scenario", "peer", "threads", "workload", "value", "unit", "min_acq", "max_acq"])
         for key in sorted(values, key=lambda k: (k[1], k[4], k[2], int(k[3]), k[0])):

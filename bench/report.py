@@ -232,6 +232,19 @@ def targets(by, rows, meta=()):
 
 
 NEW, OLD = f"{WEAVE} [this build]", f"{WEAVE} [previous build]"
+# previous.py's rows of bench/same_source_bench.c: one harness source built
+# against each build, where NEW/OLD are two lockbench binaries whose own code
+# differs too.
+SAME_NEW, SAME_OLD = f"{WEAVE} (same source) [this build]", f"{WEAVE} (same source) [previous build]"
+SAME_SOURCE_SCENARIOS = ("contended", "rwlock")
+
+
+def before_after(by, scenario):
+    """The (new, old, how) pair of peer names to compare for a scenario: the
+    same-source pair when previous.py measured it, else the two lockbenches."""
+    if scenario in SAME_SOURCE_SCENARIOS and any(k[0] == scenario and k[1] == SAME_NEW for k in by):
+        return SAME_NEW, SAME_OLD, "alternated runs, same harness source"
+    return NEW, OLD, "alternated runs"
 # (scenario, workloads, thread counts, higher is better, what)
 COMPARED = [("contended", ("tiny", "small"), THREADS, True, "Contended throughput"),
             ("pingpong", ("-",), (2,), False, "Park/unpark ping-pong"),
@@ -246,16 +259,17 @@ def previous_targets(by):
     res = []
     for scenario, workloads, threads, higher, what in COMPARED:
         worst, where = None, ""
+        new, old, how = before_after(by, scenario)
         for wl in workloads:
             for t in threads:
-                a, b = by.get((scenario, NEW, t, wl)), by.get((scenario, OLD, t, wl))
+                a, b = by.get((scenario, new, t, wl)), by.get((scenario, old, t, wl))
                 if not a or not b:
                     continue
                 q = a["value"] / b["value"] if higher else b["value"] / a["value"]
                 if worst is None or q < worst:
                     worst, where = q, (f"{wl}, {t} threads" if wl != "-" else f"{t} threads")
         if worst is not None:
-            res.append((f"{what} ≥ 0.95× the previous build's (alternated runs)", f"worst {worst:.2f}× ({where})",
+            res.append((f"{what} ≥ 0.95× the previous build's ({how})", f"worst {worst:.2f}× ({where})",
                         worst >= 0.95))
     return res
 
@@ -299,18 +313,19 @@ def rw_targets(by, meta=()):
     if worst is not None:
         res.append(("RW mutex, 95% reads: ≥ 1.5× the best of pthread_rwlock, std::shared_mutex, parking_lot at 2–16 "
                     "threads", f"worst {worst:.2f}× ({where}{placement(meta)})", worst >= 1.5))
-    a, b = by.get(("rwlock", NEW, 1, "read95")), by.get(("rwlock", OLD, 1, "read95"))
+    new, old, how = before_after(by, "rwlock")
+    a, b = by.get(("rwlock", new, 1, "read95")), by.get(("rwlock", old, 1, "read95"))
     if a and b:
         q = a["value"] / b["value"]
-        res.append(("RW mutex, 95% reads, 1 thread: no slower than the previous build (≥ 0.95×, alternated runs)",
+        res.append((f"RW mutex, 95% reads, 1 thread: no slower than the previous build (≥ 0.95×, {how})",
                     f"{q:.2f}×", q >= 0.95))
     return res
 
 
-def previous_table(rows, by):
+def previous_table(rows, by, new=NEW, old=OLD):
     keys = []
     for r in rows:
-        if r["peer"] == NEW:
+        if r["peer"] == new:
             keys.append((r["scenario"], r["threads"], r["workload"], r["unit"]))
     if not keys:
         return ("Not measured in this run (configure with `FT_WEAVE_BENCH_PREVIOUS` naming a previous build's "
@@ -318,12 +333,17 @@ def previous_table(rows, by):
     out = ["| scenario | workload | threads | previous build | this build | unit | this / previous |",
            "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
     for scenario, t, wl, unit in keys:
-        a, b = by.get((scenario, NEW, t, wl)), by.get((scenario, OLD, t, wl))
+        a, b = by.get((scenario, new, t, wl)), by.get((scenario, old, t, wl))
         if not a or not b or not b["value"]:
             continue
         scale, u = (1e6, "M" + unit) if unit == "ops/s" else (1, unit)
         out.append(f"| {scenario} | {wl} | {t} | {fmt(b['value'] / scale)} | {fmt(a['value'] / scale)} | {u} | "
                    f"{a['value'] / b['value']:.2f}× |")
+    if new == SAME_NEW:
+        return ("The same harness source (`bench/same_source_bench.c`: lockbench's contended and read95 loops, "
+                "no writer-wait clock) built against each build's header and library, alternated in the same "
+                "rounds. The contended and one-thread RW targets above use these rows: the two lockbench binaries "
+                "of the table before differ in their own code and layout too.\n\n" + "\n".join(out) + "\n")
     return ("ft_weave only, this build and the previous one run in turn (`bench/previous.py`: the two processes "
             "alternated, median of the rounds; this build's rwlock runs with `--no-writer-wait`, as the previous "
             "build's loop timed no write). For ops/s higher is better, for times lower.\n\n"
@@ -443,6 +463,9 @@ def generate(meta, rows, by, img_rel):
         parts.append(debug_table(rows, by))
     parts.append("\n### 7. Before and after: the previous build in alternated runs\n")
     parts.append(previous_table(all_rows, by))
+    if any(r["peer"] == SAME_NEW for r in all_rows):
+        parts.append("\n")
+        parts.append(previous_table(all_rows, by, SAME_NEW, SAME_OLD))
     profile_rows = [r for r in rows if r["scenario"] == "profile" and r["unit"] == "ratio"]
     if profile_rows:
         out = ["| workload | threads | profile setting | throughput on / off |", "| --- | ---: | --- | ---: |"]

@@ -2,7 +2,9 @@
 # run-bench target with MODE=full and by the bench_smoke test with MODE=smoke).
 # Inputs: LOCKBENCH, DOTNET, DOTNET_DLL, PYTHON, REPORT, OUT_DIR, MODE,
 # REPORT_ARGS (arguments of report.py joined with '|'), PREVIOUS (a previous
-# build's lockbench, may be empty) and PREVIOUS_PY (bench/previous.py).
+# build's lockbench, may be empty), PREVIOUS_PY (bench/previous.py), SAME_NEW
+# and SAME_OLD (same_source_bench built against this build and against the
+# previous one; SAME_OLD may be empty).
 string(REPLACE "|" ";" REPORT_ARGS "${REPORT_ARGS}")
 file(MAKE_DIRECTORY "${OUT_DIR}")
 set(_flags "")
@@ -36,8 +38,16 @@ if(NOT _previous STREQUAL "")
   if(MODE STREQUAL "smoke")
     set(_rounds 1)
   endif()
+  # The same-source pair too when the previous build's header and library
+  # were found (the smoke run without a previous build: this build twice).
+  set(_same "")
+  if(NOT SAME_OLD STREQUAL "")
+    set(_same --same-new "${SAME_NEW}" --same-old "${SAME_OLD}")
+  elseif(PREVIOUS STREQUAL "" AND MODE STREQUAL "smoke" AND NOT SAME_NEW STREQUAL "")
+    set(_same --same-new "${SAME_NEW}" --same-old "${SAME_NEW}")
+  endif()
   execute_process(COMMAND "${PYTHON}" "${PREVIOUS_PY}" --new "${LOCKBENCH}" --old "${_previous}"
-                          --out "${OUT_DIR}/previous.csv" --rounds ${_rounds} ${_flags}
+                          --out "${OUT_DIR}/previous.csv" --rounds ${_rounds} ${_flags} ${_same}
                   RESULT_VARIABLE _rc)
   if(NOT _rc EQUAL 0)
     message(FATAL_ERROR "previous.py failed (${_rc})")
