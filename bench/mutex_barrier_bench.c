@@ -16,6 +16,8 @@
 #define _GNU_SOURCE
 #include <ft_weave.h>
 
+#include "bench_common.h"
+
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,12 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static atomic_int spin_stop;
 
 static void *spinner(void *arg) {
@@ -43,27 +39,19 @@ static void *spinner(void *arg) {
 }
 
 static double barrier_ns(int calls) {
-  int64_t t0 = now_ns();
+  int64_t t0 = ftw_bench_now_ns();
   for (int i = 0; i < calls; i++) {
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
       return -1;
     }
   }
-  return (double)(now_ns() - t0) / calls;
+  return (double)(ftw_bench_now_ns() - t0) / calls;
 }
 
 static weave_mutex_t lock;
 static uint64_t shared_counter;
 static long per_thread;
 static unsigned work_in, work_out;
-
-static unsigned work(unsigned x, unsigned n) {
-  for (unsigned i = 0; i < n; i++) {
-    x = x * 1103515245u + 12345u;
-    __asm__ volatile("" : "+r"(x));
-  }
-  return x;
-}
 
 static atomic_int started, go;
 
@@ -75,10 +63,10 @@ static void *contender(void *arg) {
   }
   for (long i = 0; i < per_thread; i++) {
     weave_mutex_lock(&lock);
-    x = work(x, work_in);
+    x = ftw_bench_work(x, work_in);
     shared_counter++;
     weave_mutex_unlock(&lock);
-    x = work(x, work_out);
+    x = ftw_bench_work(x, work_out);
   }
   return (void *)(uintptr_t)x;
 }
@@ -117,10 +105,10 @@ int main(int argc, char **argv) {
       while (atomic_load(&started) < n) {
         sched_yield();
       }
-      int64_t t0 = now_ns();
+      int64_t t0 = ftw_bench_now_ns();
       atomic_store(&go, 1);
       for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
-      double ns = (double)(now_ns() - t0) / (double)(per_thread * n);
+      double ns = (double)(ftw_bench_now_ns() - t0) / (double)(per_thread * n);
       weave_stats(&b);
       double acq = (double)(per_thread * n);
       printf("%-5s %d threads: %6.1f ns/acquisition, parks %8.0f, handoffs %6.0f per million acquisitions\n",

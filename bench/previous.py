@@ -75,11 +75,17 @@ def main():
 
     values = {}  # (build, scenario, peer, threads, workload) -> [value per round]
     units = {}
+
+    def record(build, r):
+        key = (build, r["scenario"], r["peer"], r["threads"], r["workload"])
+        values.setdefault(key, []).append(float(r["value"]))
+        units[key] = r["unit"]
+
     for rnd in range(a.rounds):
+        # Alternate which build goes first, so neither always runs on a
+        # machine the other has just warmed or loaded.
+        order = ("new", "old") if rnd % 2 == 0 else ("old", "new")
         for scenario in SCENARIOS:
-            # Alternate which build goes first, so neither always runs on a
-            # machine the other has just warmed or loaded.
-            order = ("new", "old") if rnd % 2 == 0 else ("old", "new")
             for build in order:
                 # The previous build's rwlock loop read no clock; this build's
                 # times every write unless told not to, so the same work is
@@ -88,15 +94,11 @@ def main():
                 for r in run(getattr(a, build), scenario, a.smoke, extra):
                     if r["scenario"] == "regimes":
                         continue  # run counts per regime: the main rows carry the figures compared
-                    key = (build, r["scenario"], r["peer"], r["threads"], r["workload"])
-                    values.setdefault(key, []).append(float(r["value"]))
-                    units[key] = r["unit"]
+                    record(build, r)
         if same:
-            for build in (("new", "old") if rnd % 2 == 0 else ("old", "new")):
+            for build in order:
                 for r in run_same(same[build], a.smoke):
-                    key = (build, r["scenario"], r["peer"], r["threads"], r["workload"])
-                    values.setdefault(key, []).append(float(r["value"]))
-                    units[key] = r["unit"]
+                    record(build, r)
         print(f"previous.py: round {rnd + 1}/{a.rounds} done", flush=True)
 
     with open(a.out, "w", encoding="utf-8", newline="") as f:

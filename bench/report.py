@@ -245,6 +245,8 @@ def before_after(by, scenario):
     if scenario in SAME_SOURCE_SCENARIOS and any(k[0] == scenario and k[1] == SAME_NEW for k in by):
         return SAME_NEW, SAME_OLD, "alternated runs, same harness source"
     return NEW, OLD, "alternated runs"
+
+
 # (scenario, workloads, thread counts, higher is better, what)
 COMPARED = [("contended", ("tiny", "small"), THREADS, True, "Contended throughput"),
             ("pingpong", ("-",), (2,), False, "Park/unpark ping-pong"),

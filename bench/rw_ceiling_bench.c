@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include <ft_weave.h>
 
+#include "bench_common.h"
 #include "handoff.h"
 
 #include <pthread.h>
@@ -43,12 +44,6 @@
 #include <unistd.h>
 
 #define MAX_THREADS 16
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static inline void cpu_relax(int n) {
   for (int i = 0; i < n; i++) {
@@ -231,7 +226,7 @@ static double run_once(enum lock_kind k, int run_ms, double *fairness) {
   kind = k;
   atomic_store(&stop, false);
   pthread_t threads[MAX_THREADS];
-  int64_t t0 = now_ns();
+  int64_t t0 = ftw_bench_now_ns();
   for (int i = 0; i < nthreads; i++) {
     pthread_create(&threads[i], NULL, rw_thread, (void *)(intptr_t)i);
   }
@@ -240,7 +235,7 @@ static double run_once(enum lock_kind k, int run_ms, double *fairness) {
   for (int i = 0; i < nthreads; i++) {
     pthread_join(threads[i], NULL);
   }
-  double secs = (double)(now_ns() - t0) / 1e9;
+  double secs = (double)(ftw_bench_now_ns() - t0) / 1e9;
   uint64_t total = 0, fewest = UINT64_MAX, most = 0;
   for (int i = 0; i < nthreads; i++) {
     total += counts[i];

@@ -31,6 +31,8 @@
 #define _GNU_SOURCE
 #include <ft_weave.h>
 
+#include "bench_common.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -45,21 +47,6 @@ static int duration_ms = 300;
 static int reps = 3;
 static const char *label = "ft_weave";
 static int failures;
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* lockbench's unit of work: one dependent multiply-add the compiler cannot fold. */
-static inline uint32_t work(uint32_t x, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    x = x * 1103515245u + 12345u;
-    __asm__ volatile("" : "+r"(x));
-  }
-  return x;
-}
 
 struct workload {
   const char *name;
@@ -108,9 +95,9 @@ static void *contended_worker(struct run *r, int t) {
   while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
     weave_mutex_lock(&r->cs->lock);
     r->cs->counter++;
-    r->cs->x = work(r->cs->x, r->wl->in);
+    r->cs->x = ftw_bench_work(r->cs->x, r->wl->in);
     weave_mutex_unlock(&r->cs->lock);
-    local = work(local, r->wl->out);
+    local = ftw_bench_work(local, r->wl->out);
     n++;
   }
   __asm__ volatile("" ::"r"(local));
@@ -139,7 +126,7 @@ static void *rw_worker(struct run *r, int t) {
       }
       sum += a;
     }
-    rng = work(rng, r->wl->out);
+    rng = ftw_bench_work(rng, r->wl->out);
     n++;
   }
   __asm__ volatile("" ::"r"(sum));
@@ -193,14 +180,14 @@ static int run_once(int rw, const struct workload *wl, int threads, struct resul
   while (__atomic_load_n(&r->ready, __ATOMIC_SEQ_CST) != started) {
     sched_yield();
   }
-  int64_t t0 = now_ns();
+  int64_t t0 = ftw_bench_now_ns();
   if (rc == 0) {
     struct timespec d = {duration_ms / 1000, (long)(duration_ms % 1000) * 1000000L};
     while (nanosleep(&d, &d) != 0) {
     }
   }
   __atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
-  int64_t elapsed = now_ns() - t0;
+  int64_t elapsed = ftw_bench_now_ns() - t0;
   for (int i = 0; i < started; i++) {
     pthread_join(tids[i], NULL);
   }
